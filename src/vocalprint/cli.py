@@ -1,0 +1,123 @@
+"""``python -m vocalprint STAGE``: the one place that configures logging and reads the environment."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import config as C
+
+log = logging.getLogger("vocalprint")
+STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "submit", "evaluate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vocalprint", description=__doc__)
+    ap.add_argument("stage", choices=STAGES)
+    ap.add_argument("--data", help="dataset root (default $DATA_DIR, Kaggle input, or data/demo)")
+    ap.add_argument("--model", default=None, help="model name (default submit.model)")
+    ap.add_argument("--config", help="YAML file with config sections")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    ap.add_argument("--artifacts", default=os.environ.get("VOCALPRINT_ARTIFACTS", "artifacts"))
+    ap.add_argument("--out", default=None, help="output file/folder of submit, evaluate, demo-data")
+    ap.add_argument("--budget-min", type=float, default=None, help="submit time budget in minutes")
+    ap.add_argument("--cores", type=int, default=None, help="core count to project timings to")
+    ap.add_argument("--seed", type=int, default=0, help="demo-data seed")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("VOCALPRINT_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("gensim", "numba", "matplotlib", "absl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    from .artifacts import ArtifactError
+    from .dataset import DatasetError
+    from .submission import SubmissionError
+
+    try:
+        code = _run(args)
+    except (C.ConfigError, DatasetError, ArtifactError, SubmissionError, FileNotFoundError) as e:
+        log.error("%s failed: %s", args.stage, e)
+        return 2
+    log.info("%s: done in %.1f s", args.stage, time.perf_counter() - t0)
+    return code
+
+
+def _run(args) -> int:
+    from . import dataset, pipeline
+
+    if args.stage == "demo-data":
+        from .demo import make_demo
+
+        make_demo(Path(args.out or "data/demo"), seed=args.seed)
+        return 0
+    cfg = C.load(args.config, args.set)
+    if args.budget_min is not None:
+        cfg = C.override(cfg, "submit.budget_min", args.budget_min)
+    if args.model:
+        cfg = C.override(cfg, "submit.model", args.model)
+    model = cfg.submit.model
+    root = Path(args.artifacts)
+    data_root = dataset.find_root(args.data)
+    if args.stage == "evaluate":
+        return _evaluate(data_root, Path(args.out or "submission/submission.csv"), model, root)
+    ds = dataset.load(data_root)
+    log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
+             data_root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
+    if args.stage == "mels":
+        pipeline.mels(cfg, ds, root)
+    elif args.stage == "tokens":
+        pipeline.tokens_(cfg, ds, root)
+    elif args.stage == "w2v":
+        pipeline.w2v_(cfg, ds, root)
+    elif args.stage == "features":
+        pipeline.features_(cfg, ds, root)
+    elif args.stage == "train":
+        pipeline.train_(cfg, ds, root, model)
+    elif args.stage == "submit":
+        from . import submit
+
+        chain = [model, *[m for m in cfg.submit.fallback if m != model]]
+        preds = [pipeline.predictor(cfg, ds, root, m) for m in chain]
+        out = Path(args.out or "submission/submission.csv")
+        rep = submit.run(cfg, ds, preds, out, cores=args.cores)
+        print(json.dumps({k: rep[k] for k in ("model", "rows", "predicted_files", "elapsed_s",
+                                              "audio_minutes", "projection_700_min")}, indent=1))
+    return 0
+
+
+def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
+    import pandas as pd
+
+    from .artifacts import write_json
+    from .metrics import macro_auc
+
+    sol = data_root / "solution.csv"
+    if not sol.is_file():
+        raise FileNotFoundError(f"{sol}: no solution.csv to score against")
+    if not sub.is_file():
+        raise FileNotFoundError(f"{sub}: no submission (run make submit first)")
+    auc, per = macro_auc(pd.read_csv(sol), pd.read_csv(sub))
+    timing = sub.with_name("timing.json")
+    t = json.loads(timing.read_text()) if timing.is_file() else {}
+    if t.get("model") and t["model"] != model:
+        log.warning("evaluate: %s was written by model %s, not %s; naming the result after %s",
+                    sub, t["model"], model, t["model"])
+        model = t["model"]
+    res = {"model": model, "data": str(data_root), "macro_auc": auc, "n_species_scored": len(per),
+           "per_species": per, "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
+           "projection_700_min": t.get("projection_700_min")}
+    write_json(root / "metrics" / f"{model}.json", res)
+    print(f"{model}: macro ROC-AUC {auc:.4f} over {len(per)} species ({data_root})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

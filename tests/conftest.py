@@ -1,0 +1,62 @@
+"""Shared fixtures: the generated demo competition and a small, fast configuration."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+DEV = REPO.parent / "shared" / "data" / "dev"
+
+from vocalprint import config as C  # noqa: E402
+
+SMALL = (
+    "tokens.k=64", "tokens.sample_frames=30000", "tokens.niter=8",
+    "w2v.dim=16", "w2v.epochs=2", "w2v.workers=1",
+    "train.lgbm.n_estimators=15", "train.folds=3", "run.progress=false",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ~30 s (CI runs it; `make test-fast` skips it)")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """The synthetic demo competition, generated once per test session."""
+    from vocalprint.demo import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("data") / "demo", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_cfg() -> C.Config:
+    return C.load(None, SMALL)
+
+
+@pytest.fixture(scope="session")
+def trained(demo_dir, small_cfg, tmp_path_factory):
+    """Artifacts root with the token pipeline trained on the demo set (stsg-linear)."""
+    from vocalprint import dataset, pipeline
+
+    root = tmp_path_factory.mktemp("artifacts")
+    ds = dataset.load(demo_dir)
+    pred = pipeline.predictor(small_cfg, ds, root, "stsg-linear")
+    return root, ds, pred
+
+
+@pytest.fixture
+def dev_dir() -> Path:
+    if not (DEV / "train.csv").is_file():
+        pytest.skip("../shared/data/dev is not present")
+    return DEV
+
+
+def run_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src")
+    env["VOCALPRINT_LOG"] = "WARNING"
+    return env

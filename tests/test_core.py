@@ -1,0 +1,182 @@
+"""Properties of the pure pieces: config hashing, windows, pooling, tokens, metric, submission rules."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vocalprint import config as C
+from vocalprint import features, mel, tokens, train, w2v
+from vocalprint.audio import frame_windows, n_windows, row_ids
+from vocalprint.budget import Budget
+from vocalprint.metrics import macro_auc
+from vocalprint.pool import clip_windows, pool_mel, pool_tokens
+from vocalprint.submission import SubmissionError, frame, validate
+
+
+class FakeDs:
+    def fingerprint(self):
+        return "data0"
+
+
+def keys(cfg):
+    m = mel.key(cfg, FakeDs())
+    t = tokens.key(cfg, m)
+    w = w2v.key(cfg, t)
+    f = features.key(cfg, w)
+    return {"mel": m, "tokens": t, "w2v": w, "features": f, "train": train.key(cfg, "stsg-linear", f)}
+
+
+@pytest.mark.parametrize("field,value,first_changed", [
+    ("mel.n_mels", "64", "mel"), ("tokens.k", "2048", "tokens"), ("tokens.pca_dim", "32", "tokens"),
+    ("w2v.window", "5", "w2v"), ("features.pooling", "mean,max", "features"),
+    ("train.linear.C", "2.0", "train"), ("train.secondary_weight", "0.5", "features"),
+])
+def test_hash_changes_exactly_downstream(field, value, first_changed):
+    base = keys(C.Config())
+    new = keys(C.load(None, [f"{field}={value}"]))
+    order = list(base)
+    i = order.index(first_changed)
+    assert all(base[s] == new[s] for s in order[:i]), "an upstream stage would be rebuilt"
+    assert all(base[s] != new[s] for s in order[i:]), "a downstream stage would reuse stale work"
+
+
+@pytest.mark.parametrize("field,value", [("w2v.workers", "7"), ("run.n_jobs", "9"), ("run.progress", "false")])
+def test_threads_and_progress_are_not_hashed(field, value):
+    assert keys(C.Config()) == keys(C.load(None, [f"{field}={value}"]))
+
+
+def test_lgbm_settings_do_not_touch_linear_model():
+    a, b = C.Config(), C.load(None, ["train.lgbm.num_leaves=63"])
+    assert train.key(a, "stsg-linear", "f") == train.key(b, "stsg-linear", "f")
+    assert train.key(a, "stsg-lgbm", "f") != train.key(b, "stsg-lgbm", "f")
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(C.ConfigError, match="tokens.kk"):
+        C.load(None, ["tokens.kk=3"])
+    with pytest.raises(C.ConfigError, match="tokens.k"):
+        C.load(None, ["tokens.k=many"])
+    with pytest.raises(C.ConfigError, match="key=value"):
+        C.load(None, ["tokens.k"])
+
+
+def test_yaml_config(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("tokens:\n  k: 256\nfeatures:\n  pooling: [mean, max]\n")
+    cfg = C.load(p, ["tokens.k=512"])
+    assert cfg.tokens.k == 512 and cfg.features.pooling == ("mean", "max")
+
+
+@pytest.mark.parametrize("seconds,rows", [(60, 12), (59.9, 12), (61, 13), (5, 1), (0.3, 1), (600, 120)])
+def test_one_row_per_started_window(seconds, rows):
+    assert n_windows(int(round(seconds * 32000))) == rows
+
+
+def test_row_ids():
+    assert row_ids("XC1", 3) == ["XC1_5", "XC1_10", "XC1_15"]
+
+
+def test_frame_windows_tile_the_frames():
+    n_frames = 1 + 60 * 32000 // 512
+    b = frame_windows(n_frames, n=12)
+    assert b[0, 0] == 0 and b[-1, 1] == n_frames - 1  # the last frame is centred on the end sample
+    assert (b[1:, 0] == b[:-1, 1]).all()
+    assert set(np.diff(b, axis=1)[:, 0]) <= {312, 313}
+    short = frame_windows(100, n=3)
+    assert short[1, 0] == short[1, 1] == 100  # windows past the end are empty
+
+
+def test_clip_windows():
+    assert clip_windows(100, fpw=312, hop=156, min_frames=62).tolist() == [[0, 100]]
+    assert clip_windows(30, fpw=312, hop=156, min_frames=62).shape == (0, 2)
+    b = clip_windows(1000, fpw=312, hop=156, min_frames=62)
+    assert b[-1, 1] == 1000 and (np.diff(b, axis=1) == 312).all()
+
+
+def test_pooling():
+    vec = np.arange(12, dtype=np.float32).reshape(4, 3)
+    tok = np.array([0, 1, 1, 3, 2], np.uint16)
+    out = pool_tokens(tok, np.array([[0, 3], [3, 5], [5, 5]]), vectors=vec,
+                      idf=np.ones(4, np.float32), pooling=("mean", "max", "tfidf", "std"))
+    assert out.shape == (3, 12)
+    np.testing.assert_allclose(out[0, :3], vec[[0, 1, 1]].mean(0))
+    np.testing.assert_allclose(out[1, 3:6], vec[[3, 2]].max(0))
+    np.testing.assert_allclose(out[0, 6:9], out[0, :3])  # equal idf -> tfidf == mean
+    assert (out[2] == 0).all()
+    with pytest.raises(ValueError, match="pooling"):
+        pool_tokens(tok, np.array([[0, 1]]), vectors=vec, pooling=("median",))
+    m = pool_mel(np.ones((10, 4), np.float32), np.array([[0, 10]]))
+    assert m.shape == (1, 8) and (m[0, :4] == 1).all() and (m[0, 4:] == 0).all()
+
+
+def test_codebook_ids_in_range():
+    rng = np.random.default_rng(0)
+    frames = rng.normal(size=(3000, 32)).astype(np.float32) * 10 - 40
+    cfg = C.TokensConfig(k=16, niter=5)
+    book = tokens.fit_codebook(tokens.frame_features(frames, cfg=cfg), cfg=cfg)
+    ids = book.encode(frames)
+    assert ids.dtype == np.uint16 and ids.shape == (3000,) and ids.max() < 16
+    assert len(np.unique(ids)) > 8
+    with pytest.raises(C.ConfigError, match="fewer than k"):
+        tokens.fit_codebook(np.zeros((5, 32), np.float32), cfg=cfg)
+
+
+def test_frame_features_remove_level():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(50, 16)).astype(np.float32)
+    cfg = C.TokensConfig()
+    np.testing.assert_allclose(tokens.frame_features(f, cfg=cfg), tokens.frame_features(f + 20, cfg=cfg), atol=1e-4)
+
+
+def test_macro_auc_skips_species_without_positives():
+    truth = pd.DataFrame({"row_id": list("abcd"), "s1": [1, 0, 1, 0], "s2": [0, 0, 0, 0]})
+    pred = pd.DataFrame({"row_id": list("dcba"), "s1": [0.1, 0.9, 0.2, 0.8], "s2": [0.5] * 4})
+    auc, per = macro_auc(truth, pred)
+    assert auc == 1.0 and list(per) == ["s1"]
+    with pytest.raises(ValueError, match="lack"):
+        macro_auc(truth, pred.iloc[:3])
+
+
+def _sub():
+    ids = ["a_5", "a_10"]
+    return ids, frame(ids, np.array([[0.1, 0.2], [0.3, 0.4]]), ["s1", "s2"])
+
+
+def test_validator_accepts_good_file():
+    ids, df = _sub()
+    validate(df, row_ids_expected=ids, species=["s1", "s2"])
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda d: d.iloc[:1], "missing"),
+    (lambda d: pd.concat([d, d.iloc[:1].assign(row_id="zzz_5")]), "unexpected"),
+    (lambda d: pd.concat([d, d.iloc[:1]]), "more than once"),
+    (lambda d: d.assign(s1=[np.nan, 0.1]), "NaN"),
+    (lambda d: d.assign(s2=[1.5, 0.1]), r"\[0, 1\]"),
+    (lambda d: d[["row_id", "s2", "s1"]], "order"),
+    (lambda d: d[["row_id", "s1"]], "order"),
+])
+def test_validator_rejects(breakage, message):
+    ids, df = _sub()
+    with pytest.raises(SubmissionError, match=message):
+        validate(breakage(df), row_ids_expected=ids, species=["s1", "s2"])
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_budget_projection_with_injected_clock():
+    clk = FakeClock()
+    b = Budget(100.0, safety=0.8, clock=clk)
+    assert not b.over(1000) and b.projected_total(1000) is None
+    clk.t = 10
+    b.observe(60)  # 10 s for 60 s of audio
+    assert b.projected_total(600) == pytest.approx(110)
+    assert b.over(600) and not b.over(300)
+    assert b.can_afford(60) and not b.can_afford(600)

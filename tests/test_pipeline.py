@@ -1,0 +1,118 @@
+"""The token pipeline on the generated demo competition: caching, rebuilds, a valid submission."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_env
+from vocalprint import artifacts as A
+from vocalprint import config as C
+from vocalprint import mel, pipeline, submit
+from vocalprint.submission import all_row_ids, validate
+
+
+def _no_mel(*a, **k):
+    raise AssertionError("mel frames were recomputed although cached")
+
+
+def test_tokens_in_range_and_12_windows_per_minute(trained, small_cfg):
+    root, ds, pred = trained
+    t = next((root / "tokens").iterdir())
+    seq = np.load(t / "tokens.npy")
+    assert seq.max() < small_cfg.tokens.k
+    p = pred.predict(np.zeros(60 * 32000, np.float32) + 1e-3, 12, {})
+    assert p.shape == (12, len(ds.species)) and np.isfinite(p).all()
+    m = A.manifest(t)
+    assert m["complete"] and "centroids.npy" in m["files"]
+
+
+def test_rerun_does_no_work_and_changed_k_rebuilds_only_downstream(trained, small_cfg, monkeypatch):
+    root, ds, _ = trained
+    monkeypatch.setattr(mel, "file_mel", _no_mel)
+    cfg = C.override(small_cfg, "run.n_jobs", 1)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")}
+    pipeline.predictor(cfg, ds, root, "stsg-linear")
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")} == before
+    cfg32 = C.override(cfg, "tokens.k", 32)
+    pipeline.predictor(cfg32, ds, root, "stsg-linear")  # mels reused (file_mel would raise)
+    assert len(list((root / "mels").iterdir())) == 1
+    for stage in ("tokens", "w2v", "features", "train"):
+        assert len([p for p in (root / stage).iterdir() if A.is_complete(p)]) == 2, stage
+
+
+def test_submission_is_complete_and_valid(trained, small_cfg, tmp_path, demo_dir):
+    root, ds, pred = trained
+    out = tmp_path / "sub" / "submission.csv"
+    rep = submit.run(small_cfg, ds, [pred], out)
+    df = pd.read_csv(out)
+    sample = pd.read_csv(demo_dir / "sample_submission.csv")
+    assert list(df.columns) == list(sample.columns)
+    assert sorted(df["row_id"]) == sorted(sample["row_id"])
+    validate(df, row_ids_expected=list(sample["row_id"]), species=ds.species)
+    assert rep["predicted_files"] == len(ds.test_soundscapes) and not rep["fallback_files"]
+    t = json.loads((tmp_path / "sub" / "timing.json").read_text())
+    assert {"mel", "tokens", "pool", "head", "decode", "write"} <= set(t["seconds"])
+    assert t["projection_700_min"]["2_cores"] > 0
+
+
+def test_tampered_pickle_is_refused(trained, tmp_path):
+    import shutil
+
+    root, ds, _ = trained
+    src = next(p for p in (root / "train").iterdir() if A.is_complete(p))
+    dst = tmp_path / "train" / src.name
+    shutil.copytree(src, dst)
+    A.load_joblib(dst / "head.joblib")  # intact: loads
+    with open(dst / "head.joblib", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(A.ArtifactError, match="checksum"):
+        A.load_joblib(dst / "head.joblib")
+    (tmp_path / "loose.joblib").write_bytes(b"x")
+    with pytest.raises(A.ArtifactError, match="not inside"):
+        A.load_joblib(tmp_path / "loose.joblib")
+
+
+def test_partial_stage_is_never_read(tmp_path):
+    final = tmp_path / "tokens" / "abc"
+    work = A.partial_dir(final)
+    (work / "tokens.npy").write_bytes(b"half")
+    assert not A.is_complete(final)
+    with pytest.raises(A.ArtifactError, match="no complete artifact"):
+        A.manifest(final)
+
+
+def test_evaluate_scores_against_solution(trained, small_cfg, tmp_path, demo_dir):
+    root, ds, pred = trained
+    out = tmp_path / "submission.csv"
+    submit.run(small_cfg, ds, [pred], out)
+    r = subprocess.run([sys.executable, "-m", "vocalprint", "evaluate", "--data", str(demo_dir),
+                        "--out", str(out), "--artifacts", str(tmp_path / "art"), "--model", "stsg-linear"],
+                       env=run_env(), capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "art" / "metrics" / "stsg-linear.json").read_text())
+    assert 0.5 < m["macro_auc"] <= 1.0 and m["n_species_scored"] >= 1
+
+
+@pytest.mark.slow
+def test_make_targets_end_to_end(tmp_path):
+    """The Makefile is code too: demo data -> every stage -> submission -> evaluation."""
+    demo = tmp_path / "demo"
+    args = ["make", "-C", str(REPO), "submit", "evaluate", f"DEMO_DIR={demo}", f"DATA_DIR={demo}",
+            f"ARTIFACTS={tmp_path / 'art'}", f"SUBMISSION={tmp_path / 'sub' / 'submission.csv'}",
+            "ARGS=" + " ".join(f"--set {s}" for s in ("tokens.k=64", "w2v.epochs=2", "run.progress=false"))]
+    r = subprocess.run(args, env=run_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    sample = pd.read_csv(demo / "sample_submission.csv")
+    sub = pd.read_csv(tmp_path / "sub" / "submission.csv")
+    validate(sub, row_ids_expected=list(sample["row_id"]), species=list(sample.columns[1:]))
+    assert (tmp_path / "sub" / "timing.json").is_file()
+    assert json.loads((tmp_path / "art" / "metrics" / "stsg-linear.json").read_text())["macro_auc"] > 0.5
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "art").rglob("manifest.json")}
+    again = subprocess.run(args, env=run_env(), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "art").rglob("manifest.json")} == before
