@@ -23,7 +23,7 @@ STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS)
 # the demo set is generated on first use; a user's DATA_DIR is never written to
 DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission.csv,)
 
-.PHONY: help venv demo-data mels tokens w2v features train submit evaluate test test-fast clean
+.PHONY: help venv demo-data mels tokens w2v features train submit evaluate bench test test-fast clean
 
 help: ## list the targets
 	@echo "vocalprint - make TARGET [DATA_DIR=...] [MODEL=...] [ARGS='--set tokens.k=2048']"
@@ -63,6 +63,10 @@ submit: train ## MODEL over the test soundscapes -> submission/submission.csv + 
 
 evaluate: $(STAMP) ## score submission.csv against DATA_DIR/solution.csv -> artifacts/metrics/MODEL.json
 	$(call STAGE,evaluate) --out $(SUBMISSION)
+
+BENCH_MODELS ?=
+bench: $(STAMP) $(DATA_DEP) ## time every model (1 and 2 workers), AUC, memory -> artifacts/bench/
+	$(RUN) bench --data $(DATA_DIR) --artifacts $(ARTIFACTS) $(if $(BENCH_MODELS),--models $(BENCH_MODELS),) $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)

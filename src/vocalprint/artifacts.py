@@ -148,7 +148,8 @@ def dump_joblib(obj: Any, path: str | Path) -> None:
 class Timer:
     """Collects wall seconds per named step: ``with t("mel"): ...``; ``t.seconds`` -> dict."""
 
-    def __init__(self) -> None:
+    def __init__(self, stage: str = "") -> None:
+        self.stage = stage
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
@@ -159,4 +160,4 @@ class Timer:
         finally:
             dt = time.perf_counter() - t0
             self.seconds[name] = self.seconds.get(name, 0.0) + dt
-            log.info("%s: %.1f s", name, dt)
+            log.info("%s%s: %.1f s", f"{self.stage} " if self.stage else "", name, dt)

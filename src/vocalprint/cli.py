@@ -12,7 +12,7 @@ from pathlib import Path
 from . import config as C
 
 log = logging.getLogger("vocalprint")
-STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "submit", "evaluate")
+STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "submit", "evaluate", "bench", "export")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget-min", type=float, default=None, help="submit time budget in minutes")
     ap.add_argument("--cores", type=int, default=None, help="core count to project timings to")
     ap.add_argument("--seed", type=int, default=0, help="demo-data seed")
+    ap.add_argument("--bundle", default=None, help="submit: a model bundle folder (no training data needed)")
+    ap.add_argument("--models", default=None, help="bench: comma-separated models (default: all)")
     return ap
 
 
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("VOCALPRINT_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("gensim", "numba", "matplotlib", "absl"):
+    for noisy in ("gensim", "numba", "matplotlib", "absl", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     t0 = time.perf_counter()
     from .artifacts import ArtifactError
@@ -68,7 +70,7 @@ def _run(args) -> int:
     data_root = dataset.find_root(args.data)
     if args.stage == "evaluate":
         return _evaluate(data_root, Path(args.out or "submission/submission.csv"), model, root)
-    ds = dataset.load(data_root)
+    ds = dataset.load(data_root, require_train=not (args.stage == "submit" and args.bundle))
     log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
              data_root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
     if args.stage == "mels":
@@ -81,11 +83,30 @@ def _run(args) -> int:
         pipeline.features_(cfg, ds, root)
     elif args.stage == "train":
         pipeline.train_(cfg, ds, root, model)
+    elif args.stage == "export":
+        from .predict import save_bundle
+
+        out = Path(args.out or f"{root}/bundles/{model}")
+        save_bundle(pipeline.predictor(cfg, ds, root, model), out, info={"data": str(ds.root)})
+        log.info("export: %s written to %s", model, out)
+    elif args.stage == "bench":
+        from . import bench
+
+        names = args.models.split(",") if args.models else list(pipeline.MODELS)
+        bench.run(cfg, ds, [pipeline.predictor(cfg, ds, root, m) for m in names], root)
     elif args.stage == "submit":
         from . import submit
 
-        chain = [model, *[m for m in cfg.submit.fallback if m != model]]
-        preds = [pipeline.predictor(cfg, ds, root, m) for m in chain]
+        if args.bundle:
+            from .predict import load_bundle
+
+            preds = [load_bundle(Path(b)) for b in args.bundle.split(",")]
+            for p in preds:  # the bundle's model config, this run's budget and worker settings
+                p.cfg = C.dataclasses.replace(p.cfg, submit=cfg.submit, run=cfg.run)
+            cfg = preds[0].cfg
+        else:
+            chain = [model, *[m for m in cfg.submit.fallback if m != model]]
+            preds = [pipeline.predictor(cfg, ds, root, m) for m in chain]
         out = Path(args.out or "submission/submission.csv")
         rep = submit.run(cfg, ds, preds, out, cores=args.cores)
         print(json.dumps({k: rep[k] for k in ("model", "rows", "predicted_files", "elapsed_s",
@@ -96,7 +117,7 @@ def _run(args) -> int:
 def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
     import pandas as pd
 
-    from .artifacts import write_json
+    from .artifacts import atomic_path, write_json
     from .metrics import macro_auc
 
     sol = data_root / "solution.csv"
@@ -115,6 +136,10 @@ def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
            "per_species": per, "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
            "projection_700_min": t.get("projection_700_min")}
     write_json(root / "metrics" / f"{model}.json", res)
+    import shutil
+
+    with atomic_path(root / "metrics" / f"{model}.csv") as tmp:  # per-window scores for the notebooks
+        shutil.copyfile(sub, tmp)
     print(f"{model}: macro ROC-AUC {auc:.4f} over {len(per)} species ({data_root})")
     return 0
 

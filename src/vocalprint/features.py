@@ -39,7 +39,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, tok_dir: Path, w2v_dir: Path, r
     labels = ds.label_matrix(secondary_weight=cfg.train.secondary_weight)
     lab = index[index["split"] == "train_audio"]
     xs, xm, ys, gs, rows = [], [], [], [], []
-    timer = A.Timer()
+    timer = A.Timer("features")
     with timer("features"):
         bar = progress_bar(len(lab), desc="features", enabled=cfg.run.progress)
         for r in lab.itertuples():

@@ -88,7 +88,7 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
         return final
     work = A.partial_dir(final)
     items = audio_items(ds)
-    timer = A.Timer()
+    timer = A.Timer("mel")
     with timer("mels"):
         res = map_files(_one, [(p, work / "frames" / npy_name(n), cfg) for p, n in zip(items["path"], items["name"])],
                         n_jobs=cfg.run.n_jobs, desc="mels", progress=cfg.run.progress)

@@ -46,6 +46,10 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
 
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    from .heads import prior
+
     _, t, w, f = features_(cfg, ds, root)
     tr = train.run(cfg, f, model, root)
-    return load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
+    pred = load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
+    pred.prior = prior(ds.label_matrix())
+    return pred

@@ -63,7 +63,29 @@ def load_head_predictor(model: str, cfg: Config, *, tok_dir: Path, w2v_dir: Path
     kind = model.split("-", 1)[0]
     m = A.manifest(train_dir)
     head = A.load_joblib(train_dir / "head.joblib")
+    if hasattr(head, "n_jobs"):
+        head.n_jobs = 1  # inference runs one process per core; threads inside would oversubscribe
     book = Codebook.load(tok_dir, cfg.tokens) if kind == "stsg" else None
     vectors, idf = w2v.load(w2v_dir) if kind == "stsg" else (None, None)
     return HeadPredictor(name=model, cfg=cfg, species=m["species"], head=head, kind=kind,
                          book=book, vectors=vectors, idf=idf)
+
+
+BUNDLE_FILE = "predictor.joblib"
+
+
+def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
+    """Write a self-contained model bundle (the predictor and a checksummed manifest) that
+    :func:`load_bundle` reads without the training data, e.g. inside an offline Kaggle kernel."""
+    from .config import to_dict
+
+    folder = Path(folder)
+    work = A.partial_dir(folder)
+    A.dump_joblib(pred, work / BUNDLE_FILE)
+    return A.finish(work, folder, {"stage": "bundle", "model": pred.name, "species": list(pred.species),
+                                   "config": to_dict(pred.cfg), **(info or {})})
+
+
+def load_bundle(folder: Path):
+    """The predictor saved by :func:`save_bundle`, after its checksum matched the manifest."""
+    return A.load_joblib(Path(folder) / BUNDLE_FILE)

@@ -43,6 +43,31 @@ def _predict_file(pred, path: Path, n: int) -> tuple[np.ndarray | None, dict, st
     return np.clip(p, 0.0, 1.0), times, "", len(x) / pred.cfg.audio.sr
 
 
+def fallback_prior(ds: Dataset, pred) -> np.ndarray:
+    """Per-species score for rows no model predicted: the training label rate (from the data, else
+    the one stored with the model, else 0.01), in the submission's column order."""
+    species = list(ds.species)
+    if len(ds.train):
+        return prior(ds.label_matrix())
+    base = np.full(len(species), 0.01, np.float32)
+    stored = getattr(pred, "prior", None)
+    if stored is not None:
+        return to_columns(np.asarray(stored)[None], pred.species, species, base)[0]
+    return base
+
+
+def to_columns(p: np.ndarray, have: list[str], want: list[str], fill: np.ndarray) -> np.ndarray:
+    """Reorder model outputs [n, len(have)] to the submission's columns; species the model lacks get ``fill``."""
+    if list(have) == list(want):
+        return p
+    idx = {s: i for i, s in enumerate(have)}
+    out = np.tile(np.asarray(fill, np.float32), (len(p), 1))
+    for j, s in enumerate(want):
+        if s in idx:
+            out[:, j] = p[:, idx[s]]
+    return out
+
+
 def smooth(p: np.ndarray, w: float) -> np.ndarray:
     """Blend each window with its neighbours in the same file: (1-w) p_i + w * mean(p_i-1, p_i+1)."""
     if w <= 0 or len(p) < 2:
@@ -66,7 +91,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
         if why:
             reasons[p.stem] = why
     ids = S.all_row_ids([(p.stem, n) for p, n in files])
-    fallback = prior(ds.label_matrix()) if len(ds.train) else np.full(len(species), 0.01, np.float32)
+    fallback = fallback_prior(ds, predictors[0])
     preds: dict[str, np.ndarray] = {}
     used: dict[str, str] = {}
 
@@ -107,7 +132,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                     reasons[p.stem] = err
                     log.warning("submit: %s; its rows get the prior", err)
                 else:
-                    preds[p.stem] = smooth(probs, cfg.submit.smooth)
+                    preds[p.stem] = smooth(to_columns(probs, pred.species, species, fallback), cfg.submit.smooth)
                     used[p.stem] = pred.name
             bar.update(len(chunk))
             audio_left -= chunk_audio

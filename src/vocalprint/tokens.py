@@ -134,7 +134,7 @@ def run(cfg: Config, mel_dir: Path, root: Path) -> Path:
         return final
     work = A.partial_dir(final)
     index = M.load_index(mel_dir)
-    timer = A.Timer()
+    timer = A.Timer("tokens")
     with timer("sample"):
         order = index.sample(frac=1.0, random_state=cfg.tokens.seed)  # files in random order
         sample = sample_frames(mel_dir, order, cfg=cfg.tokens)

@@ -43,7 +43,7 @@ def run(cfg: Config, feat_dir: Path, model: str, root: Path) -> Path:
         return final
     work = A.partial_dir(final)
     x, y, g = F.load(feat_dir, kind)
-    timer = A.Timer()
+    timer = A.Timer("train")
     with timer("oof"):
         oof = oof_predictions(x, y, g, head=head, cfg=cfg)
     auc = macro_auc_arrays(y, oof) if np.isfinite(oof).all() else float("nan")

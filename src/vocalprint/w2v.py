@@ -63,7 +63,7 @@ def run(cfg: Config, tok_dir: Path, root: Path) -> Path:
     work = A.partial_dir(final)
     seq, index = T.load_sequences(tok_dir)
     k = cfg.tokens.k
-    timer = A.Timer()
+    timer = A.Timer("w2v")
     corpus = TokenCorpus(seq, index["offset"].to_numpy(), index["n_frames"].to_numpy(), k)
     with timer("word2vec"):
         vecs = train_vectors(corpus, k=k, cfg=cfg.w2v)
