@@ -10,16 +10,18 @@ KAGGLE_DATA := /kaggle/input/birdclef-2025
 DATA_DIR ?= $(if $(wildcard $(KAGGLE_DATA)),$(KAGGLE_DATA),$(DEMO_DIR))
 MODEL ?= stsg-linear
 ARGS ?=
+EXECUTOR ?= local
 BUDGET_MIN ?= 90
 CORES ?= $(shell nproc)
 ARTIFACTS ?= artifacts
 SUBMISSION ?= submission/submission.csv
 PYTEST_ARGS ?=
+EXECUTOR ?= local
 
 export PYTHONPATH := $(CURDIR)/src
 export DATA_DIR
 RUN = $(VENV)/bin/python -m vocalprint
-STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS) $(ARGS)
+STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS) --set run.executor=$(EXECUTOR) $(ARGS)
 # the demo set is generated on first use; a user's DATA_DIR is never written to
 DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission.csv,)
 

@@ -71,8 +71,17 @@ def _run(args) -> int:
     if args.stage == "evaluate":
         return _evaluate(data_root, Path(args.out or "submission/submission.csv"), model, root)
     ds = dataset.load(data_root, require_train=not (args.stage == "submit" and args.bundle))
+    from .parallel import executor
+
+    with executor(cfg.run.executor, n_workers=cfg.run.n_jobs):
+        return _stage(args, cfg, ds, root, model)
+
+
+def _stage(args, cfg, ds, root: Path, model: str) -> int:
+    from . import pipeline
+
     log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
-             data_root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
+             ds.root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
     if args.stage == "mels":
         pipeline.mels(cfg, ds, root)
     elif args.stage == "tokens":

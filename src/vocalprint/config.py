@@ -102,8 +102,9 @@ class SubmitConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    n_jobs: int = 2  # not hashed
+    n_jobs: int = 2  # worker processes (local) or LocalCluster workers (dask-local); not hashed
     progress: bool = True  # not hashed
+    executor: str = "local"  # local | dask-local | dask ($DASK_SCHEDULER); not hashed
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
 
-_NOT_HASHED = {"workers", "n_jobs", "progress"}
+_NOT_HASHED = {"workers", "n_jobs", "progress", "executor"}
 
 
 def to_dict(obj: Any) -> Any:

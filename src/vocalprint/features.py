@@ -1,6 +1,7 @@
 """Stage 4: training windows of the focal clips -> pooled token features, Mel baseline, labels."""
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -13,10 +14,28 @@ from . import tokens as T
 from . import w2v as W
 from .config import Config, fingerprint, frames_per_window
 from .dataset import Dataset, DatasetError
-from .parallel import progress_bar
+from .parallel import map_files
 from .pool import clip_windows, pool_mel, pool_tokens
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=2)
+def _inputs(tok_dir: str, w2v_dir: str):
+    """Token sequences and vectors, loaded once per worker process (memory-mapped)."""
+    seq, _ = T.load_sequences(Path(tok_dir))
+    return seq, *W.load(Path(w2v_dir))
+
+
+def _file_windows(name, offset, n_frames, mel_dir, tok_dir, w2v_dir, fpw, hop, min_frames, pooling):
+    """One clip's training windows [n, 2] and their token and Mel-statistics features."""
+    seq, vectors, idf = _inputs(tok_dir, w2v_dir)
+    b = clip_windows(n_frames, fpw=fpw, hop=hop, min_frames=min_frames)
+    if not len(b):
+        return b, None, None
+    tok = seq[offset:offset + n_frames]
+    return (b, pool_tokens(tok, b, vectors=vectors, idf=idf, pooling=pooling),
+            pool_mel(M.load_frames(Path(mel_dir), name), b))
 
 
 def key(cfg: Config, w2v_key: str) -> str:
@@ -31,30 +50,28 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, tok_dir: Path, w2v_dir: Path, r
         log.info("features: cached at %s", final)
         return final
     work = A.partial_dir(final)
-    seq, index = T.load_sequences(tok_dir)
-    vectors, idf = W.load(w2v_dir)
+    index = T.load_sequences(tok_dir)[1]
     fpw = frames_per_window(cfg)
     hop = int(round(cfg.features.train_hop_s * cfg.audio.sr / cfg.mel.hop))
     min_frames = int(round(cfg.features.min_clip_s * cfg.audio.sr / cfg.mel.hop))
     labels = ds.label_matrix(secondary_weight=cfg.train.secondary_weight)
     lab = index[index["split"] == "train_audio"]
-    xs, xm, ys, gs, rows = [], [], [], [], []
+    lab = lab[[r > 0 for r in lab["n_frames"]]]
+    tasks = [(r.name, int(r.offset), int(r.n_frames), str(mel_dir), str(tok_dir), str(w2v_dir),
+              fpw, hop, min_frames, cfg.features.pooling) for r in lab.itertuples()]
     timer = A.Timer("features")
     with timer("features"):
-        bar = progress_bar(len(lab), desc="features", enabled=cfg.run.progress)
-        for r in lab.itertuples():
-            b = clip_windows(int(r.n_frames), fpw=fpw, hop=hop, min_frames=min_frames)
-            bar.update()
-            if not len(b):
-                log.warning("features: %s shorter than %.1f s; no window", r.name, cfg.features.min_clip_s)
-                continue
-            tok = seq[r.offset:r.offset + r.n_frames]
-            xs.append(pool_tokens(tok, b, vectors=vectors, idf=idf, pooling=cfg.features.pooling))
-            xm.append(pool_mel(M.load_frames(mel_dir, r.name), b))
-            ys.append(np.repeat(labels[int(r.file_id)][None], len(b), axis=0))
-            gs.append(np.full(len(b), int(r.file_id)))
-            rows += [(r.name, int(a), int(e)) for a, e in b]
-        bar.close()
+        res = map_files(_file_windows, tasks, n_jobs=cfg.run.n_jobs, desc="features", progress=cfg.run.progress)
+    xs, xm, ys, gs, rows = [], [], [], [], []
+    for r, (b, x_s, x_m) in zip(lab.itertuples(), res):
+        if not len(b):
+            log.warning("features: %s shorter than %.1f s; no window", r.name, cfg.features.min_clip_s)
+            continue
+        xs.append(x_s)
+        xm.append(x_m)
+        ys.append(np.repeat(labels[int(r.file_id)][None], len(b), axis=0))
+        gs.append(np.full(len(b), int(r.file_id)))
+        rows += [(r.name, int(a), int(e)) for a, e in b]
     if not xs:
         raise DatasetError(f"features: no training windows from {ds.root / 'train_audio'}")
     for name, arr in (("X_stsg", xs), ("X_melstats", xm), ("Y", ys), ("groups", gs)):

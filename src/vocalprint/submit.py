@@ -105,7 +105,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
     write_s = time.perf_counter() - t_write
     log.info("submit: fallback submission with %d rows written to %s", len(ids), out)
 
-    from joblib import Parallel, delayed
+    from .parallel import chunk_runner
 
     n_jobs = max(1, cfg.run.n_jobs)
     audio_left = sum(n * cfg.audio.window_s for _, n in files)
@@ -114,9 +114,9 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
     last_ckpt = budget.elapsed
     bar = progress_bar(len(files), desc=f"submit {predictors[0].name}", enabled=cfg.run.progress)
     stopped = ""
-    with Parallel(n_jobs=n_jobs, backend="loky" if n_jobs > 1 else "sequential") as par:
+    with chunk_runner(n_jobs) as (run_chunk, workers):
         while todo:
-            chunk, todo = todo[: 2 * n_jobs], todo[2 * n_jobs:]
+            chunk, todo = todo[: 2 * workers], todo[2 * workers:]
             chunk_audio = sum(n * cfg.audio.window_s for _, n in chunk)
             if not budget.can_afford(chunk_audio, margin_s=max(5.0, 3 * write_s)):
                 stopped = (f"stopped at {budget.elapsed:.0f} s of {budget.budget_s:.0f} s: the next "
@@ -124,7 +124,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                 log.warning("submit: %s", stopped)
                 break
             pred = predictors[level]
-            for (p, n), (probs, t, err, secs) in zip(chunk, par(delayed(_predict_file)(pred, p, n) for p, n in chunk)):
+            for (p, n), (probs, t, err, secs) in zip(chunk, run_chunk(_predict_file, [(pred, p, n) for p, n in chunk])):
                 for k, v in t.items():
                     times[k] = times.get(k, 0.0) + v
                 audio_s += secs

@@ -1,6 +1,7 @@
 """Stage 2: Faiss K-means "vocalprint tokens": every Mel frame becomes a token id in [0, K)."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 from . import artifacts as A
 from . import mel as M
 from .config import Config, ConfigError, TokensConfig, fingerprint
-from .parallel import progress_bar
+from .parallel import map_files
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,23 @@ def sample_frames(mel_dir: Path, index: pd.DataFrame, *, cfg: TokensConfig) -> n
     return np.concatenate(parts)[: cfg.sample_frames]
 
 
+@functools.lru_cache(maxsize=4)
+def _book(folder: str, cfg: TokensConfig) -> Codebook:
+    """The codebook a worker assigns with, read once per process (the stage's own fresh files)."""
+    f = Path(folder)
+    a = b = None
+    if (f / "pca_a.npy").is_file():
+        a, b = np.load(f / "pca_a.npy"), np.load(f / "pca_b.npy")
+    return Codebook(np.load(f / "centroids.npy"), a, b, cfg)
+
+
+def _encode_file(name: str, mel_dir: str, book_dir: str, cfg: TokensConfig) -> np.ndarray:
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # one file per process; threads inside would oversubscribe
+    return _book(book_dir, cfg).encode(M.load_frames(Path(mel_dir), name))
+
+
 def key(cfg: Config, mel_key: str) -> str:
     return fingerprint("tokens", cfg.tokens, mel_key)
 
@@ -146,20 +164,16 @@ def run(cfg: Config, mel_dir: Path, root: Path) -> Path:
     total = int(index["n_frames"].sum())
     from numpy.lib.format import open_memmap
 
-    with timer("assign"), A.atomic_path(work / "tokens.npy") as tmp:
-        out = open_memmap(tmp, mode="w+", dtype=np.uint16, shape=(total,))
-        offsets = np.zeros(len(index), np.int64)
-        pos = 0
-        bar = progress_bar(len(index), desc="tokens", enabled=cfg.run.progress)
-        for i, name in enumerate(index["name"]):
-            t = book.encode(M.load_frames(mel_dir, name))
-            out[pos:pos + len(t)] = t
-            offsets[i] = pos
-            pos += len(t)
-            bar.update()
-        bar.close()
-        out.flush()
-        del out
+    with timer("assign"):
+        ids = map_files(_encode_file, [(name, str(mel_dir), str(work), cfg.tokens) for name in index["name"]],
+                        n_jobs=cfg.run.n_jobs, desc="tokens", progress=cfg.run.progress)
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in ids])[:-1]]).astype(np.int64)
+        with A.atomic_path(work / "tokens.npy") as tmp:
+            out = open_memmap(tmp, mode="w+", dtype=np.uint16, shape=(total,))
+            for off, t in zip(offsets, ids):
+                out[off:off + len(t)] = t
+            out.flush()
+            del out
     idx = index[["split", "name", "file_id", "n_frames"]].copy()
     idx["offset"] = offsets
     with A.atomic_path(work / "index.csv") as tmp:
