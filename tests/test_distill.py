@@ -1,0 +1,281 @@
+"""Tests for vocalprint.distill: a small stand-in teacher, synthetic mel windows, no BirdNET."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vocalprint import distill
+from vocalprint.distill import (
+    BIRDNET_PARAMS,
+    StudentConfig,
+    StudentRunner,
+    build_student,
+    count_params,
+    export_tflite,
+    predict_keras,
+    train_student,
+)
+
+N_FRAMES, N_MELS = 312, 128
+BANDS = [(8, 20), (40, 52), (72, 84), (104, 116)]  # one lit band range per species
+N_CLASSES = len(BANDS)
+KNOWN = np.array([7, 19, 33])  # teacher ("BirdNET") columns of species 0..2; species 3 unknown
+TEACHER_CLASSES, TEACHER_DIM, N_META = 50, 1024, 3
+
+
+def make_windows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic dB log-Mel windows [n, 312, 128]: background noise near -60 dB, plus for each
+    present species (1-2 per window) a 1.5-s burst of its band at -15 dB. Returns (mels, labels,
+    meta) where meta [n, 3] depends on the species (so the meta head has something to learn)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(-60.0, 4.0, (n, N_FRAMES, N_MELS)).astype(np.float32)
+    y = np.zeros((n, N_CLASSES), np.float32)
+    for i in range(n):
+        for c in rng.choice(N_CLASSES, size=rng.integers(1, 3), replace=False):
+            t0 = rng.integers(0, N_FRAMES - 100)
+            lo, hi = BANDS[c]
+            x[i, t0:t0 + 94, lo:hi] += 45.0
+            y[i, c] = 1.0
+    x = np.clip(x - x.max(axis=(1, 2), keepdims=True), -80.0, 0.0)  # like power_to_db(ref=max)
+    meta = np.stack([y[:, 0] - y[:, 1], y[:, 2], rng.normal(0, 0.1, n)], 1).astype(np.float32)
+    return x, y, meta
+
+
+class TinyTeacher:
+    """Fixed random network with BirdNET-shaped outputs: 1024-d embedding, class logits."""
+
+    def __init__(self, seed: int = 123) -> None:
+        rng = np.random.default_rng(seed)
+        self.w1 = rng.normal(0, 1 / np.sqrt(N_MELS), (N_MELS, TEACHER_DIM)).astype(np.float32)
+        self.w2 = rng.normal(0, 3 / np.sqrt(TEACHER_DIM), (TEACHER_DIM, TEACHER_CLASSES))
+        self.w2 = self.w2.astype(np.float32)
+
+    def __call__(self, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        f = (mels.max(axis=1) + 40.0) / 20.0  # per-band peak level
+        emb = np.maximum(f @ self.w1, 0.0)
+        logits = (emb - emb.mean(1, keepdims=True)) @ self.w2
+        return emb.astype(np.float32), logits.astype(np.float32)
+
+    def competition_logits(self, mels: np.ndarray) -> np.ndarray:
+        """Teacher logits of the competition species: NaN column for the one it does not know."""
+        _, lg = self(mels)
+        out = np.full((len(mels), N_CLASSES), np.nan, np.float32)
+        out[:, :3] = lg[:, KNOWN]
+        return out
+
+
+def auc(score: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC by the rank-sum formula (ties broken arbitrarily; fine for continuous scores)."""
+    r = np.argsort(np.argsort(score)) + 1
+    pos = y > 0.5
+    n1, n0 = pos.sum(), (~pos).sum()
+    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+SMALL = StudentConfig(width=8, depth=3, emb_dim=32, epochs=8, batch=16, lr=3e-3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    x, y, meta = make_windows(256, seed=1)
+    teacher = TinyTeacher()
+    emb, _ = teacher(x)
+    tl = teacher.competition_logits(x)
+    # missing targets, as in the real data
+    y = y.copy()
+    y[200:] = np.nan  # unlabeled soundscape windows
+    emb = emb.copy()
+    emb[:8] = np.nan  # windows the teacher runner failed on
+    tl[:8] = np.nan
+    meta = meta.copy()
+    meta[::5, :2] = np.nan  # partly missing metadata
+    vx, vy, vmeta = make_windows(64, seed=2)
+    vemb, _ = teacher(vx)
+    return dict(x=x.astype(np.float16), y=y, emb=emb, tl=tl, meta=meta,
+                val=(vx, vemb, teacher.competition_logits(vx), vy, vmeta),
+                y_true=make_windows(256, 1)[1])
+
+
+@pytest.fixture(scope="module")
+def trained(data: dict) -> tuple:
+    model, hist = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"],
+                                labels=data["y"], meta=data["meta"], val=data["val"],
+                                cfg=SMALL, progress=False)
+    return model, hist
+
+
+def test_import_is_light() -> None:
+    code = ("import sys, vocalprint.distill; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=str(Path(distill.__file__).parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_default_student_shapes_and_size() -> None:
+    model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=206,
+                          teacher_emb_dim=TEACHER_DIM, n_meta=5, cfg=StudentConfig())
+    n = count_params(model)
+    assert n <= BIRDNET_PARAMS / 4
+    assert n < 1_000_000
+    out = model(np.full((2, N_FRAMES, N_MELS), -40.0, np.float32), training=False)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "logits": (2, 206), "emb_proj": (2, TEACHER_DIM), "meta": (2, 5), "embedding": (2, 256)}
+    # the metadata ablation leaves the head out
+    off = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=206,
+                        teacher_emb_dim=TEACHER_DIM, n_meta=5,
+                        cfg=StudentConfig(metadata=False))
+    assert "meta" not in {lay.name for lay in off.layers}
+
+
+def test_same_seed_same_weights() -> None:
+    kw = dict(n_frames=64, n_mels=32, n_classes=3, teacher_emb_dim=16, n_meta=2)
+    a = build_student(**kw, cfg=SMALL)
+    b = build_student(**kw, cfg=SMALL)
+    c = build_student(**kw, cfg=StudentConfig(**{**SMALL.__dict__, "seed": 1}))
+    wa, wb, wc = a.get_weights(), b.get_weights(), c.get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(wa, wb))
+    assert not all(np.array_equal(u, v) for u, v in zip(wa, wc))
+
+
+def test_losses_mask_nan_targets() -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    out = {"emb_proj": tf.Variable(rng.normal(size=(4, 6)).astype(np.float32)),
+           "logits": tf.Variable(rng.normal(size=(4, 3)).astype(np.float32)),
+           "meta": tf.Variable(rng.normal(size=(4, 2)).astype(np.float32))}
+    te = rng.normal(size=(4, 6)).astype(np.float32)
+    tl = rng.normal(size=(4, 3)).astype(np.float32)
+    y = (rng.random((4, 3)) > 0.5).astype(np.float32)
+    m = rng.normal(size=(4, 2)).astype(np.float32)
+    te[1] = np.nan
+    tl[:, 2] = np.nan
+    tl[3] = np.nan
+    y[2] = np.nan
+    m[0, 1] = np.nan
+    kw = dict(temperature=2.0, has_meta=True)
+    for emb_loss in ("mse", "cosine"):
+        with tf.GradientTape() as tape:
+            ls = distill._losses(out, te, tl, y, m, emb_loss=emb_loss, **kw)
+            total = tf.add_n(list(ls.values()))
+        grads = tape.gradient(total, list(out.values()))
+        assert all(np.isfinite(float(v)) and float(v) >= -1e-6 for v in ls.values())
+        assert all(np.isfinite(g.numpy()).all() for g in grads)
+    # masked entries have no influence: changing them changes nothing
+    ls = distill._losses(out, te, tl, y, m, emb_loss="mse", **kw)
+    te2, tl2, y2, m2 = te.copy(), tl.copy(), y.copy(), m.copy()
+    out2 = {k: tf.Variable(v.numpy()) for k, v in out.items()}
+    out2["emb_proj"][1].assign(tf.zeros(6))
+    out2["logits"][3].assign(tf.constant([9.0, 9.0, 9.0]))
+    ls2 = distill._losses(out2, te2, tl2, y2, m2, emb_loss="mse", **kw)
+    assert float(ls["emb"]) == pytest.approx(float(ls2["emb"]), rel=1e-6)
+    assert float(ls["soft"]) == pytest.approx(float(ls2["soft"]), rel=1e-6)
+    # soft loss is 0 when the student matches the teacher
+    same = dict(out, logits=tf.constant(np.nan_to_num(tl)))
+    assert float(distill._losses(same, te, tl, y, m, emb_loss="mse", **kw)["soft"]) < 1e-5
+    # an all-missing batch contributes 0, not NaN
+    nan = lambda a: np.full_like(a, np.nan)  # noqa: E731
+    ls = distill._losses(out, nan(te), nan(tl), nan(y), nan(m), emb_loss="mse", **kw)
+    assert all(float(v) == 0.0 for v in ls.values())
+
+
+def test_training_reduces_loss_and_separates_classes(trained: tuple, data: dict) -> None:
+    model, hist = trained
+    for k in ("loss", "emb", "soft", "label", "meta", "val_loss", "val_label"):
+        assert len(hist[k]) == SMALL.epochs and np.isfinite(hist[k]).all(), k
+    assert hist["loss"][-1] < 0.8 * hist["loss"][0]
+    assert hist["val_loss"][-1] < hist["val_loss"][0]
+    assert hist["windows_per_s"] > 0 and hist["seconds"] > 0
+    assert hist["params"] == count_params(model)
+    pred = predict_keras(model, data["x"][:200])
+    y = data["y_true"][:200]
+    aucs = [auc(pred["logits"][:, c], y[:, c]) for c in range(N_CLASSES)]
+    assert min(aucs) > 0.8, aucs
+    vx, _, _, vy, _ = data["val"]
+    vpred = predict_keras(model, vx)
+    assert np.mean([auc(vpred["logits"][:, c], vy[:, c]) for c in range(N_CLASSES)]) > 0.8
+
+
+def test_distillation_only_follows_teacher(data: dict) -> None:
+    """No labels at all (w_label 0, labels all NaN): the student's logits follow the teacher's."""
+    cfg = StudentConfig(**{**SMALL.__dict__, "w_label": 0.0, "metadata": False, "epochs": 6,
+                           "specaugment": False})
+    labels = np.full_like(data["y"], np.nan)
+    model, hist = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"],
+                                labels=labels, meta=data["meta"], cfg=cfg, progress=False)
+    assert "meta" not in hist and "meta" not in {lay.name for lay in model.layers}
+    assert hist["soft"][-1] < 0.7 * hist["soft"][0]
+    assert hist["emb"][-1] < hist["emb"][0]
+    vx, vemb, vtl, _, _ = data["val"]
+    p = predict_keras(model, vx)["logits"]
+    r = [np.corrcoef(p[:, c], vtl[:, c])[0, 1] for c in range(3)]
+    assert min(r) > 0.5, r
+
+
+def test_float32_tflite_round_trip(trained: tuple, data: dict, tmp_path: Path) -> None:
+    model, _ = trained
+    path = export_tflite(model, tmp_path / "student.tflite")
+    assert path.exists() and not list(tmp_path.glob(".*tmp"))
+    runner = StudentRunner(path, threads=1)
+    x = np.asarray(data["val"][0][:10])
+    ref = predict_keras(model, x)
+    got = runner.predict(x, batch=4)  # ragged last batch
+    for k in ("logits", "embedding"):
+        assert got[k].shape == ref[k].shape and got[k].dtype == np.float32
+        scale = np.abs(ref[k]).max()
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=1e-4 * scale)
+    assert set(got) == {"logits", "embedding"}
+
+
+@pytest.mark.parametrize("int8_io", [False, True])
+def test_int8_tflite_close_to_float(trained: tuple, data: dict, tmp_path: Path,
+                                    int8_io: bool) -> None:
+    model, _ = trained
+    fp = export_tflite(model, tmp_path / "fp32.tflite")
+    q = export_tflite(model, tmp_path / "int8.tflite", quant="int8",
+                      representative=data["x"][:64], int8_io=int8_io)
+    assert q.stat().st_size < 0.75 * fp.stat().st_size  # tiny model: fixed overhead dominates
+    runner = StudentRunner(q)
+    assert runner.quantized_io == int8_io
+    x = np.asarray(data["val"][0])
+    a = StudentRunner(fp).predict(x)["logits"]
+    b = runner.predict(x)["logits"]
+    assert np.isfinite(b).all()
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    assert np.abs(a - b).max() < 0.15 * (a.max() - a.min())
+
+
+def test_export_rejects_bad_options(trained: tuple, tmp_path: Path) -> None:
+    model, _ = trained
+    with pytest.raises(ValueError):
+        export_tflite(model, tmp_path / "x.tflite", quant="fp16")
+    with pytest.raises(ValueError):
+        export_tflite(model, tmp_path / "x.tflite", quant="int8")
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_input_validation() -> None:
+    x = np.zeros((4, 64, 32), np.float32)
+    with pytest.raises(ValueError):
+        train_student(x, teacher_emb=np.zeros((3, 8), np.float32),
+                      teacher_logits=np.zeros((4, 2), np.float32),
+                      labels=np.zeros((4, 2), np.float32), meta=None, cfg=SMALL, progress=False)
+
+
+def test_training_is_deterministic_and_progress_runs() -> None:
+    x, y, meta = make_windows(48, seed=3)
+    emb, _ = TinyTeacher()(x)
+    tl = TinyTeacher().competition_logits(x)
+    cfg = StudentConfig(**{**SMALL.__dict__, "epochs": 1})
+    runs = [train_student(x, teacher_emb=emb, teacher_logits=tl, labels=y, meta=meta, cfg=cfg,
+                          progress=p) for p in (False, True)]
+    (m1, h1), (m2, h2) = runs
+    assert h1["loss"] == h2["loss"]
+    assert all(np.array_equal(a, b) for a, b in zip(m1.get_weights(), m2.get_weights()))
