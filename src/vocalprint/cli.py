@@ -12,7 +12,8 @@ from pathlib import Path
 from . import config as C
 
 log = logging.getLogger("vocalprint")
-STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "submit", "evaluate", "bench", "export")
+STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "teacher", "distill", "submit", "evaluate",
+          "bench", "export")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +93,10 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
         pipeline.features_(cfg, ds, root)
     elif args.stage == "train":
         pipeline.train_(cfg, ds, root, model)
+    elif args.stage == "teacher":
+        pipeline.teacher_features(cfg, ds, root)
+    elif args.stage == "distill":
+        pipeline.distill(cfg, ds, root)
     elif args.stage == "export":
         from .predict import save_bundle
 

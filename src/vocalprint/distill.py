@@ -91,6 +91,7 @@ class StudentConfig:
     freq_mask_max: int = 16  # mel bands
     gain_db: float = 6.0  # uniform random offset in [-gain_db, +gain_db] dB
     metadata: bool = True
+    max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,16 +2,24 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from . import features, mel, tokens, train, w2v
+from . import features, mel, teach, tokens, train, w2v
 from .config import Config, ConfigError
 from .dataset import Dataset
 
 log = logging.getLogger(__name__)
 
 HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
-MODELS = HEAD_MODELS
+TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
+STUDENT_MODELS = ("student", "student-fp32")
+MODELS = HEAD_MODELS + TEACHER_MODELS + STUDENT_MODELS
+
+
+def check_model(model: str) -> None:
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
 
 
 def mels(cfg: Config, ds: Dataset, root: Path) -> Path:
@@ -33,23 +41,60 @@ def features_(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path, P
     return m, t, w, features.run(cfg, ds, m, t, w, root)
 
 
+def _teacher_cfg(cfg: Config, model: str) -> Config:
+    return replace(cfg, teacher=replace(cfg.teacher, model=model.split("-")[0]))
+
+
+def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path]:
+    """(mels, teacher cache, teacher features of the training windows)."""
+    m, _, _, f = features_(cfg, ds, root)
+    cache = teach.run(cfg, ds, root)
+    return m, cache, teach.features(cfg, cache, f, root)
+
+
 def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
-    if model not in HEAD_MODELS:
-        raise ConfigError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    """Train what ``model`` needs; returns its last stage folder."""
+    check_model(model)
+    if model in TEACHER_MODELS:
+        cfg = _teacher_cfg(cfg, model)
+        _, _, tf = teacher_features(cfg, ds, root)
+        return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
+    if model in STUDENT_MODELS:
+        return distill(cfg, ds, root)
     *_, f = features_(cfg, ds, root)
     return train.run(cfg, f, model, root)
 
 
+def distill(cfg: Config, ds: Dataset, root: Path) -> Path:
+    from . import student
+
+    m, cache, tf = teacher_features(cfg, ds, root)
+    return student.run(cfg, ds, m, cache, tf, root)
+
+
 def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
     """A ready predictor for ``model``, training whatever it needs that is not cached."""
-    from .predict import load_head_predictor
-
-    if model not in MODELS:
-        raise ConfigError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    from . import artifacts as A
     from .heads import prior
+    from .predict import StudentPredictor, TeacherPredictor, load_head_predictor
 
-    _, t, w, f = features_(cfg, ds, root)
-    tr = train.run(cfg, f, model, root)
-    pred = load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
+    check_model(model)
+    if model in TEACHER_MODELS:
+        tcfg = _teacher_cfg(cfg, model)
+        tr = train_(tcfg, ds, root, model)
+        mdir = teach.prepare(tcfg, root)
+        pred = TeacherPredictor(name=model, cfg=tcfg, species=list(ds.species), kind=model.split("-")[1],
+                                model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
+                                columns=teach.species_columns(mdir, ds, tcfg),
+                                head=A.load_joblib(tr / "head.joblib"))
+    elif model in STUDENT_MODELS:
+        sdir = distill(cfg, ds, root)
+        f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"
+        pred = StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdir)["species"],
+                                model_path=A.verified(sdir / f))
+    else:
+        _, t, w, f = features_(cfg, ds, root)
+        tr = train.run(cfg, f, model, root)
+        pred = load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
     pred.prior = prior(ds.label_matrix())
     return pred

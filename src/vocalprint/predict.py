@@ -14,6 +14,16 @@ from .pool import pool_mel, pool_tokens
 from .tokens import Codebook
 
 
+_PROCESS_CACHE: dict = {}
+
+
+def process_cached(key, factory):
+    """One instance per worker process (predictors are pickled per task; interpreters are not)."""
+    if key not in _PROCESS_CACHE:
+        _PROCESS_CACHE[key] = factory()
+    return _PROCESS_CACHE[key]
+
+
 class _Clock:
     def __init__(self, times: dict):
         self.times, self.t = times, time.perf_counter()
@@ -75,17 +85,123 @@ BUNDLE_FILE = "predictor.joblib"
 
 
 def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
-    """Write a self-contained model bundle (the predictor and a checksummed manifest) that
-    :func:`load_bundle` reads without the training data, e.g. inside an offline Kaggle kernel."""
+    """Write a self-contained model bundle (the predictor, the model files it runs, and a
+    checksummed manifest) that :func:`load_bundle` reads without the training data, e.g. inside
+    an offline Kaggle kernel."""
+    import copy
+    import shutil
+
     from .config import to_dict
 
     folder = Path(folder)
     work = A.partial_dir(folder)
+    pred = copy.copy(pred)
+    for attr in getattr(pred, "external", ()):
+        src = Path(getattr(pred, attr))
+        shutil.copyfile(src, work / src.name)
+        setattr(pred, attr, Path(src.name))  # relative: resolved by load_bundle
     A.dump_joblib(pred, work / BUNDLE_FILE)
     return A.finish(work, folder, {"stage": "bundle", "model": pred.name, "species": list(pred.species),
                                    "config": to_dict(pred.cfg), **(info or {})})
 
 
 def load_bundle(folder: Path):
-    """The predictor saved by :func:`save_bundle`, after its checksum matched the manifest."""
-    return A.load_joblib(Path(folder) / BUNDLE_FILE)
+    """The predictor saved by :func:`save_bundle`, after every file's checksum matched the manifest."""
+    folder = Path(folder)
+    pred = A.load_joblib(folder / BUNDLE_FILE)
+    for attr in getattr(pred, "external", ()):
+        setattr(pred, attr, A.verified(folder / Path(getattr(pred, attr)).name))
+    return pred
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
+
+
+class TeacherPredictor:
+    """BirdNET/Perch over 3-s (5-s) chunks pooled into windows.
+
+    ``zeroshot``: sigmoid of the teacher's own logit for species it knows (matched by scientific
+    name), the probe head's score for the others. ``probe``: a linear head on the teacher's window
+    embedding for every species.
+    """
+
+    external = ("model_path", "labels_path")  # files copied into a model bundle
+
+    def __init__(self, *, name: str, cfg: Config, species: list[str], kind: str, model_path: Path,
+                 labels_path: Path, columns: np.ndarray, head):
+        self.name, self.cfg, self.species, self.kind = name, cfg, list(species), kind
+        self.model_path, self.labels_path, self.columns, self.head = Path(model_path), Path(labels_path), columns, head
+        self._net = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_net"} | {"_net": None}
+
+    def net(self):
+        if self._net is None:
+            from . import teacher as TT
+
+            cls = TT.Perch if self.cfg.teacher.model == "perch" else TT.BirdNET
+            self._net = process_cached(
+                ("teacher", str(self.model_path), self.cfg.teacher.threads),
+                lambda: cls(self.model_path, labels_path=self.labels_path, num_threads=self.cfg.teacher.threads))
+        return self._net
+
+    def predict(self, x: np.ndarray, n: int, times: dict) -> np.ndarray:
+        clk = _Clock(times)
+        net = self.net()
+        clk.lap("load")
+        if self.cfg.teacher.model == "perch":
+            logits, emb = net.window_scores(x)
+        else:
+            logits, emb = net.window_scores(x, stride_s=self.cfg.teacher.stride_s, sr=self.cfg.audio.sr)
+        clk.lap("model")
+        logits, emb = logits[:n], emb[:n]
+        if len(logits) < n:  # the header promised more windows than the audio holds
+            pad = n - len(logits)
+            logits = np.concatenate([logits, np.repeat(logits[-1:], pad, 0)])
+            emb = np.concatenate([emb, np.repeat(emb[-1:], pad, 0)])
+        p = self.head.predict_proba(emb)
+        if self.kind == "zeroshot":
+            known = self.columns >= 0
+            p[:, known] = _sigmoid(logits[:, self.columns[known]])
+        clk.lap("head")
+        return p
+
+
+class StudentPredictor:
+    """The distilled student: log-Mel windows -> TFLite CNN -> sigmoid of its species logits."""
+
+    external = ("model_path",)
+
+    def __init__(self, *, name: str, cfg: Config, species: list[str], model_path: Path):
+        self.name, self.cfg, self.species, self.model_path = name, cfg, list(species), Path(model_path)
+        self._run = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_run"} | {"_run": None}
+
+    def predict(self, x: np.ndarray, n: int, times: dict) -> np.ndarray:
+        from .config import frames_per_window
+        from .distill import StudentRunner
+
+        c = self.cfg
+        clk = _Clock(times)
+        if self._run is None:
+            self._run = process_cached(("student", str(self.model_path)), lambda: StudentRunner(self.model_path, threads=1))
+        frames = logmel(x, sr=c.audio.sr, cfg=c.mel)
+        clk.lap("mel")
+        wins = student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c)
+        out = self._run.predict(wins)["logits"]
+        clk.lap("model")
+        return _sigmoid(out)
+
+
+def student_windows(frames: np.ndarray, *, n: int, fpw: int, cfg: Config) -> np.ndarray:
+    """[t, n_mels] frames -> [n, fpw, n_mels] scoring windows (zero-padded at -100 dB past the end)."""
+    bounds = frame_windows(len(frames), n=n, sr=cfg.audio.sr, hop=cfg.mel.hop, window_s=cfg.audio.window_s)
+    out = np.full((n, fpw, frames.shape[1]), -100.0, np.float32)
+    for i, (a, b) in enumerate(bounds):
+        m = min(b - a, fpw)
+        out[i, :m] = frames[a:a + m]
+    return out

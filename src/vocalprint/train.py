@@ -29,15 +29,18 @@ def oof_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, head: s
     return oof
 
 
-def key(cfg: Config, model: str, feat_key: str) -> str:
-    head = model.split("-", 1)[1]
+def key(cfg: Config, model: str, feat_key: str, *, head: str | None = None) -> str:
+    head = head or model.split("-", 1)[1]
     return fingerprint("train", model, getattr(cfg.train, head), cfg.train.folds, feat_key)
 
 
-def run(cfg: Config, feat_dir: Path, model: str, root: Path) -> Path:
-    """Fit ``model`` (``<features>-<head>``, e.g. ``stsg-linear``) -> ``head.joblib`` + manifest."""
-    kind, head = model.split("-", 1)
-    final = A.stage_dir(root, "train", key(cfg, model, feat_dir.name))
+def run(cfg: Config, feat_dir: Path, model: str, root: Path, *, kind: str | None = None,
+        head: str | None = None) -> Path:
+    """Fit ``model``'s head (``linear``/``lgbm``) on the ``X_<kind>.npy`` features of ``feat_dir``
+    (default: ``<kind>-<head>`` from the model name, e.g. ``stsg-linear``) -> ``head.joblib``."""
+    if kind is None or head is None:
+        kind, head = model.split("-", 1)
+    final = A.stage_dir(root, "train", key(cfg, model, feat_dir.name, head=head))
     if A.is_complete(final):
         log.info("train %s: cached at %s", model, final)
         return final

@@ -1,0 +1,128 @@
+"""Stage 6b: distil the teacher into a small Mel-spectrogram CNN and export it to TFLite.
+
+Training windows: every training window of the focal clips (labels, metadata, teacher outputs)
+plus 5-s windows of the unlabelled train soundscapes (teacher outputs only), at most
+``distill.max_windows``, stored as one memory-mapped float16 array so memory stays bounded.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import artifacts as A
+from . import mel as M
+from . import teach
+from .audio import frame_windows
+from .config import Config, fingerprint, frames_per_window
+from .dataset import Dataset
+from .parallel import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+def metadata(ds: Dataset) -> np.ndarray:
+    """Auxiliary targets per training file [n_files, 4]: location on the unit sphere (x, y, z) from
+    latitude/longitude and rating/5; NaN where ``train.csv`` lacks them."""
+    tr = ds.train
+    out = np.full((len(tr), 4), np.nan, np.float32)
+    if {"latitude", "longitude"} <= set(tr.columns):
+        lat = np.radians(pd.to_numeric(tr["latitude"], errors="coerce").to_numpy(float))
+        lon = np.radians(pd.to_numeric(tr["longitude"], errors="coerce").to_numpy(float))
+        out[:, 0], out[:, 1], out[:, 2] = np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)
+    if "rating" in tr.columns:
+        r = pd.to_numeric(tr["rating"], errors="coerce").to_numpy(float)
+        out[:, 3] = np.where(r > 0, r / 5.0, np.nan)  # 0 means "unknown" in BirdCLEF's train.csv
+    return out
+
+
+def key(cfg: Config, tfeat_key: str, cache_key: str) -> str:
+    return fingerprint("student", cfg.distill, tfeat_key, cache_key)
+
+
+def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path) -> Path:
+    """Train the student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``."""
+    from . import distill as D
+
+    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name))
+    if A.is_complete(final):
+        log.info("student: cached at %s", final)
+        return final
+    work = A.partial_dir(final)
+    timer = A.Timer("student")
+    fpw = frames_per_window(cfg)
+    win = pd.read_csv(tfeat_dir / "windows.csv")
+    T = np.load(A.verified(tfeat_dir / "T.npy"))
+    E = np.load(A.verified(tfeat_dir / f"X_{cfg.teacher.model}.npy"))
+    Y = np.load(A.verified(tfeat_dir / "Y.npy"))
+    G = np.load(A.verified(tfeat_dir / "groups.npy"))
+    meta_file = metadata(ds)
+    meta = meta_file[G]
+    rows = [(r.name, int(r.start), int(r.stop)) for r in win.itertuples()]
+    # unlabelled soundscape windows: teacher targets only
+    idx = M.load_index(mel_dir)
+    sec = cfg.mel.hop / cfg.audio.sr
+    s_emb, s_log, s_rows = [], [], []
+    for r in idx[idx["split"] == "train_soundscapes"].itertuples():
+        f = cache_dir / "chunks" / (M.npy_name(r.name)[:-4] + ".npz")
+        if not f.is_file() or r.n_frames < fpw:
+            continue
+        n = int(r.n_frames * sec // cfg.audio.window_s)
+        b = frame_windows(int(r.n_frames), n=n, sr=cfg.audio.sr, hop=cfg.mel.hop, window_s=cfg.audio.window_s)
+        z = np.load(f)
+        lo, em = teach.pool(z["starts"], z["logits"], z["emb"], b * sec, chunk_s=teach.CHUNK_S[cfg.teacher.model])
+        s_emb.append(em)
+        s_log.append(lo)
+        s_rows += [(r.name, int(a), int(a) + fpw) for a, _ in b]
+    if s_rows:
+        E, T = np.concatenate([E, *s_emb]), np.concatenate([T, *s_log])
+        Y = np.concatenate([Y, np.full((len(s_rows), Y.shape[1]), np.nan, np.float32)])
+        meta = np.concatenate([meta, np.full((len(s_rows), meta.shape[1]), np.nan, np.float32)])
+        rows += s_rows
+    rng = np.random.default_rng(cfg.distill.seed)
+    keep = rng.permutation(len(rows))[: cfg.distill.max_windows]
+    # a validation split by recording (for the history only), placed last so both parts are views
+    names = np.unique([rows[k][0] for k in keep])
+    val_names = set(rng.choice(names, max(1, len(names) // 10), replace=False)) if len(names) > 5 else set()
+    is_val = np.array([rows[k][0] in val_names for k in keep], bool)
+    keep = np.concatenate([np.sort(keep[~is_val]), np.sort(keep[is_val])])
+    n_tr = int((~is_val).sum())
+    from numpy.lib.format import open_memmap
+
+    mels_path = work / "windows_mel.npy"
+    X = open_memmap(mels_path, mode="w+", dtype=np.float16, shape=(len(keep), fpw, cfg.mel.n_mels))
+    with timer("windows"):
+        bar = progress_bar(len(keep), desc="student windows", enabled=cfg.run.progress)
+        for i, k in enumerate(keep):
+            name, a, b = rows[k]
+            fr = M.load_frames(mel_dir, name)[a:a + fpw]
+            X[i] = -100.0
+            X[i, :len(fr)] = fr
+            bar.update()
+        bar.close()
+        X.flush()
+    E, T, Y, meta = E[keep], T[keep], Y[keep], meta[keep]
+    use_meta = cfg.distill.metadata and bool(np.isfinite(meta).any())
+    m = meta if use_meta else None
+    tr, va = slice(0, n_tr), slice(n_tr, len(keep))
+    val = None
+    if n_tr < len(keep):
+        val = (X[va], E[va], T[va], Y[va]) + ((m[va],) if use_meta else ())
+    with timer("train"):
+        model, hist = D.train_student(X[tr], teacher_emb=E[tr], teacher_logits=T[tr], labels=Y[tr],
+                                      meta=m[tr] if use_meta else None, val=val, cfg=cfg.distill,
+                                      progress=cfg.run.progress)
+    with timer("export"):
+        rep = np.asarray(X[rng.choice(len(X), min(256, len(X)), replace=False)], np.float32)
+        D.export_tflite(model, work / "student_fp32.tflite", quant="none")
+        D.export_tflite(model, work / "student_int8.tflite", quant="int8", representative=rep)
+    del X
+    mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
+    A.write_json(work / "history.json", hist)
+    return A.finish(work, final, {"stage": "student", "config": cfg.distill,
+                                  "upstream": [tfeat_dir.name, cache_dir.name], "n_windows": int(len(keep)),
+                                  "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
+                                  "params": D.count_params(model), "inference_params": D.inference_params(model),
+                                  "species": A.manifest(tfeat_dir)["species"], "seconds": timer.seconds})

@@ -1,0 +1,75 @@
+"""Teacher (BirdNET) and student models through the pipeline on the demo data: cached teacher,
+probe and zero-shot predictors, distilled student, self-contained bundles."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vocalprint import artifacts as A
+from vocalprint import config as C
+from vocalprint import pipeline, submit, teach
+from vocalprint.audio import load_audio
+from vocalprint.predict import load_bundle, save_bundle
+from vocalprint.submission import validate
+
+pytest.importorskip("ai_edge_litert")
+
+
+def _birdnet_or_skip():
+    from vocalprint.teacher import TeacherError, birdnet_files
+
+    try:
+        birdnet_files()
+    except TeacherError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def tcfg(small_cfg):
+    cfg = C.override(small_cfg, "teacher.stride_s", "3")
+    return C.override(cfg, "distill", {"epochs": 2, "width": 8, "max_windows": 400, "batch": 32})
+
+
+@pytest.mark.slow
+def test_teacher_models_cache_and_bundle(trained, tcfg, tmp_path, monkeypatch):
+    _birdnet_or_skip()
+    root, ds, _ = trained
+    probe = pipeline.predictor(tcfg, ds, root, "birdnet-probe")
+    zero = pipeline.predictor(tcfg, ds, root, "birdnet-zeroshot")
+    cache = next(p for p in (root / "teacher").iterdir() if A.is_complete(p))
+    m = A.manifest(cache)
+    assert m["n_matched"] == 0  # the demo's species are invented: zero-shot falls back to the probe
+    z = np.load(next((cache / "chunks").iterdir()))
+    assert z["emb"].shape[1] == 1024 and np.isfinite(z["emb"].astype(np.float32)).all()
+    # the cache is reused, not recomputed: the teacher runner must not be called again
+    monkeypatch.setattr(teach, "_cache_file", lambda *a: (_ for _ in ()).throw(AssertionError("teacher re-run")))
+    pipeline.predictor(tcfg, ds, root, "birdnet-probe")
+    out = tmp_path / "sub.csv"
+    rep = submit.run(tcfg, ds, [zero], out)
+    sample = pd.read_csv(ds.root / "sample_submission.csv")
+    validate(pd.read_csv(out), row_ids_expected=list(sample["row_id"]), species=ds.species)
+    assert rep["predicted_files"] == len(ds.test_soundscapes)
+    b = save_bundle(probe, tmp_path / "bundle")
+    assert (b / "model.tflite").is_file()
+    again = load_bundle(b)
+    x = load_audio(ds.test_soundscapes[0])
+    np.testing.assert_allclose(again.predict(x, 12, {}), probe.predict(x, 12, {}), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_student_trains_exports_and_predicts(trained, tcfg, tmp_path):
+    _birdnet_or_skip()
+    root, ds, _ = trained
+    s8 = pipeline.predictor(tcfg, ds, root, "student")
+    s32 = pipeline.predictor(tcfg, ds, root, "student-fp32")
+    sdir = next(p for p in (root / "student").iterdir() if A.is_complete(p))
+    m = A.manifest(sdir)
+    assert m["inference_params"] <= 12_900_000 / 4 and m["metadata"]  # the demo has lat/lon
+    assert "student_int8.tflite" in m["files"] and "windows_mel.npy" not in m["files"]
+    x = load_audio(ds.test_soundscapes[0])
+    p8, p32 = s8.predict(x, 12, {}), s32.predict(x, 12, {})
+    assert p8.shape == (12, len(ds.species)) and ((p8 >= 0) & (p8 <= 1)).all()
+    assert np.corrcoef(p8.ravel(), p32.ravel())[0, 1] > 0.9
+    rep = submit.run(tcfg, ds, [s8], tmp_path / "s.csv")
+    assert rep["predicted_files"] == len(ds.test_soundscapes)
