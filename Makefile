@@ -25,7 +25,7 @@ STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS)
 # the demo set is generated on first use; a user's DATA_DIR is never written to
 DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission.csv,)
 
-.PHONY: help venv demo-data mels tokens w2v features train submit evaluate bench test test-fast clean
+.PHONY: help venv demo-data mels tokens w2v features train submit evaluate select notebooks bench test test-fast clean
 
 help: ## list the targets
 	@echo "vocalprint - make TARGET [DATA_DIR=...] [MODEL=...] [ARGS='--set tokens.k=2048']"
@@ -65,6 +65,17 @@ submit: train ## MODEL over the test soundscapes -> submission/submission.csv + 
 
 evaluate: $(STAMP) ## score submission.csv against DATA_DIR/solution.csv -> artifacts/metrics/MODEL.json
 	$(call STAGE,evaluate) --out $(SUBMISSION)
+
+select: $(STAMP) ## best ensemble (by local AUC) of the evaluated models that fits BUDGET_MIN -> artifacts/select/selected.yaml
+	$(RUN) select --data $(DATA_DIR) --artifacts $(ARTIFACTS) --budget-min $(BUDGET_MIN) $(ARGS)
+
+NOTEBOOKS_OUT ?= $(ARTIFACTS)/notebooks
+notebooks: $(STAMP) $(DATA_DEP) ## evaluate stsg-linear + melstats-linear on DATA_DIR, then execute notebooks/ -> artifacts/notebooks
+	$(MAKE) submit MODEL=stsg-linear
+	$(MAKE) evaluate MODEL=stsg-linear
+	$(MAKE) submit MODEL=melstats-linear
+	$(MAKE) evaluate MODEL=melstats-linear
+	$(VENV)/bin/python -m vocalprint.notebooks --data $(DATA_DIR) --artifacts $(ARTIFACTS) --out $(NOTEBOOKS_OUT)
 
 BENCH_MODELS ?=
 bench: $(STAMP) $(DATA_DEP) ## time every model (1 and 2 workers), AUC, memory -> artifacts/bench/

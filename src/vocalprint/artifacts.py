@@ -102,7 +102,9 @@ def finish(work: Path, final: Path, info: dict) -> Path:
     """Checksum every file in ``work``, write the manifest, and move ``work`` to ``final``."""
     files = {}
     for p in sorted(work.rglob("*")):
-        if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp"):
+        if p.is_file() and p.name.endswith(".tmp"):  # half-written by a killed run: not part of it
+            p.unlink()
+        elif p.is_file() and p.name != MANIFEST:
             files[str(p.relative_to(work))] = sha256(p)
     body = dict(info, complete=True, manifest_version=MANIFEST_VERSION, files=files,
                 versions=_versions(), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -10,6 +10,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+MIN_SR, MAX_SR = 1_000, 768_000  # native rates outside this are broken headers (1 Hz -> x32000 memory)
+MAX_PEAK = 64.0  # decoded audio lives in [-1, 1] (lossy codecs overshoot a little); far beyond is broken
+
+
 class AudioError(ValueError):
     """A file that cannot be used as audio; the message names the file and the problem."""
 
@@ -17,8 +21,9 @@ class AudioError(ValueError):
 def load_audio(path: str | Path, *, sr: int = 32000, max_s: float | None = None) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz.  [shape=(n_samples,)]
 
-    Stereo is averaged, other rates are resampled with soxr, NaN/inf samples are zeroed (logged).
-    Raises :class:`AudioError` for a missing, empty, truncated or undecodable file.
+    Stereo is averaged, other rates are resampled with soxr, NaN/inf samples are zeroed and a float
+    file far beyond full scale is rescaled to peak 1 (both logged). Raises :class:`AudioError` for a
+    missing, empty, truncated or undecodable file, or one with an implausible sample rate.
     """
     import soundfile as sf
 
@@ -26,14 +31,20 @@ def load_audio(path: str | Path, *, sr: int = 32000, max_s: float | None = None)
     try:
         with sf.SoundFile(str(p)) as f:
             native = f.samplerate
+            if not MIN_SR <= native <= MAX_SR:
+                raise AudioError(f"{p}: implausible sample rate {native} Hz in the header")
             frames = f.frames
             if max_s is not None:
                 frames = min(frames, int(max_s * native))
             x = f.read(frames=frames, dtype="float32", always_2d=True)
     except FileNotFoundError:
         raise AudioError(f"{p}: file not found") from None
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError, EOFError) as e:
         raise AudioError(f"{p}: cannot decode audio ({e})") from None
+    except MemoryError:
+        raise AudioError(f"{p}: too large to decode in memory") from None
     if x.size == 0:
         raise AudioError(f"{p}: no audio samples (zero length)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
@@ -41,6 +52,10 @@ def load_audio(path: str | Path, *, sr: int = 32000, max_s: float | None = None)
         bad = int((~np.isfinite(x)).sum())
         log.warning("%s: %d NaN/inf samples set to 0", p, bad)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(np.abs(x).max())
+    if peak > MAX_PEAK:  # e.g. an unnormalised float WAV: squaring it in the STFT overflows float32
+        log.warning("%s: peak %.3g is far beyond full scale; rescaled to 1", p, peak)
+        x = x * np.float32(1.0 / peak)
     if native != sr:
         import soxr
 

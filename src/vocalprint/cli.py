@@ -13,7 +13,7 @@ from . import config as C
 
 log = logging.getLogger("vocalprint")
 STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "teacher", "distill", "submit", "evaluate",
-          "bench", "export")
+          "bench", "export", "select")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +71,11 @@ def _run(args) -> int:
     data_root = dataset.find_root(args.data)
     if args.stage == "evaluate":
         return _evaluate(data_root, Path(args.out or "submission/submission.csv"), model, root)
+    if args.stage == "select":
+        from . import select
+
+        select.run(data_root, root, budget_min=cfg.submit.budget_min, safety=cfg.submit.safety)
+        return 0
     ds = dataset.load(data_root, require_train=not (args.stage == "submit" and args.bundle))
     from .parallel import executor
 
@@ -122,7 +127,7 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
             chain = [model, *[m for m in cfg.submit.fallback if m != model]]
             preds = [pipeline.predictor(cfg, ds, root, m) for m in chain]
         out = Path(args.out or "submission/submission.csv")
-        rep = submit.run(cfg, ds, preds, out, cores=args.cores)
+        rep = submit.run(cfg, ds, preds, out, cores=args.cores, hard_deadline=True)
         print(json.dumps({k: rep[k] for k in ("model", "rows", "predicted_files", "elapsed_s",
                                               "audio_minutes", "projection_700_min")}, indent=1))
     return 0

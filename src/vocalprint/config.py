@@ -110,6 +110,9 @@ class SubmitConfig:
     safety: float = 0.85  # plan to finish within this share of the budget
     fallback: tuple[str, ...] = ()  # cheaper models to switch to, in order
     smooth: float = 0.0  # weight of neighbouring windows (0 = off)
+    members: tuple[str, ...] = ()  # MODEL=ensemble: the models it averages
+    weights: tuple[str, ...] = ()  # their weights (default equal)
+    combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)
 
 
 @dataclass(frozen=True)

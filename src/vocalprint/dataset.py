@@ -11,8 +11,9 @@ import ast
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,10 @@ AUDIO_EXT = (".ogg", ".wav", ".flac", ".mp3")
 KAGGLE_ROOT = Path("/kaggle/input/birdclef-2025")
 TRAIN_COLUMNS = ("primary_label", "filename")
 TAXONOMY_COLUMNS = ("primary_label",)
+# read as text whatever they look like: numeric labels (iNat ids) with a blank cell would become floats
+TEXT_COLUMNS = ("primary_label", "secondary_labels", "filename")
+MAX_SECONDARY_CHARS = 10_000  # longer strings are not label lists (and could exhaust the parser)
+_BARE_LABELS = re.compile(r"[\w.-]+(?:[\s,;]+[\w.-]+)*")
 
 
 class DatasetError(ValueError):
@@ -38,13 +43,13 @@ def find_root(explicit: str | Path | None = None) -> Path:
     return Path("data/demo")
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def _read_csv(path: Path, required: tuple[str, ...], *, nrows: int | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise DatasetError(f"{path}: required file is missing")
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: cannot parse CSV ({e})") from None
+        df = pd.read_csv(path, nrows=nrows, dtype={c: str for c in TEXT_COLUMNS})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise DatasetError(f"{path}: cannot parse CSV ({type(e).__name__}: {e})") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DatasetError(f"{path}: missing required column(s) {missing}; found {list(df.columns)}")
@@ -53,20 +58,25 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 def parse_secondary(value: object, *, known: set[str], where: str = "") -> list[str]:
     """``"['a', 'b']"`` -> labels in ``known``; a malformed string or unknown label is logged and dropped."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
         return []
     s = str(value).strip()
     if s in ("", "[]", "['']"):
         return []
+    if len(s) > MAX_SECONDARY_CHARS:
+        log.warning("%s: secondary_labels of %d characters ignored", where, len(s))
+        return []
     try:
         items = ast.literal_eval(s)
-    except (ValueError, SyntaxError):
-        log.warning("%s: malformed secondary_labels %r ignored", where, s)
-        return []
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if not _BARE_LABELS.fullmatch(s):
+            log.warning("%s: malformed secondary_labels %r ignored", where, s[:200])
+            return []
+        items = re.split(r"[\s,;]+", s)  # a bare list: "a b", "a;b", "a, b"
     if isinstance(items, str):
         items = [items]
     if not isinstance(items, (list, tuple)):
-        log.warning("%s: secondary_labels %r is not a list; ignored", where, s)
+        log.warning("%s: secondary_labels %r is not a list; ignored", where, s[:200])
         return []
     out = []
     for it in items:
@@ -85,6 +95,7 @@ class Dataset:
     train: pd.DataFrame  # columns: path (Path), file_id, primary, secondary (list), + train.csv's own
     train_soundscapes: tuple[Path, ...]
     test_soundscapes: tuple[Path, ...]
+    dropped: tuple[tuple[str, str], ...] = ()  # train.csv rows left out: (filename, why)
 
     @property
     def solution_path(self) -> Path:
@@ -113,24 +124,42 @@ class Dataset:
         return h.hexdigest()[:12]
 
 
-def _audio_files(folder: Path) -> tuple[Path, ...]:
+def _audio_files(folder: Path, *, unique_stems: bool = False) -> tuple[Path, ...]:
+    """Audio files in ``folder``, sorted; with ``unique_stems`` the first of files sharing a stem
+    (``a.ogg`` and ``a.wav`` would both claim row ids ``a_5``, ``a_10``, ...), the others logged."""
     if not folder.is_dir():
         return ()
-    return tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXT and p.is_file()))
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXT and p.is_file())
+    if not unique_stems:
+        return tuple(files)
+    keep: dict[str, Path] = {}
+    for p in files:
+        if p.stem in keep:
+            log.warning("%s: same name as %s; ignored (their row ids would collide)", p, keep[p.stem].name)
+        else:
+            keep[p.stem] = p
+    return tuple(keep.values())
 
 
 def species_columns(root: Path) -> tuple[str, ...]:
     """Submission columns: the sample submission's order, else taxonomy order."""
     tax = _read_csv(root / "taxonomy.csv", TAXONOMY_COLUMNS)
-    if tax.empty:
+    labels = tax["primary_label"].dropna().astype(str).str.strip()
+    known = list(dict.fromkeys(s for s in labels if s))
+    if len(known) < len(tax):
+        log.warning("%s: %d blank or repeated primary_label rows ignored", root / "taxonomy.csv",
+                    len(tax) - len(known))
+    if not known:
         raise DatasetError(f"{root / 'taxonomy.csv'}: no species listed")
-    known = [str(s) for s in tax["primary_label"]]
     sample = root / "sample_submission.csv"
     if sample.is_file():
-        cols = list(pd.read_csv(sample, nrows=0).columns)
-        if not cols or cols[0] != "row_id":
-            raise DatasetError(f"{sample}: the first column must be row_id, found {cols[:1]}")
-        cols = cols[1:]
+        cols = [str(c) for c in _read_csv(sample, (), nrows=0).columns]
+        if "row_id" not in cols:
+            raise DatasetError(f"{sample}: no row_id column (found {cols[:3]}{' ...' if len(cols) > 3 else ''})")
+        if cols[0] != "row_id":
+            log.warning("%s: row_id is column %d, not the first; the submission puts it first",
+                        sample, cols.index("row_id") + 1)
+        cols = [c for c in cols if c != "row_id"]
         if set(cols) != set(known):
             extra, miss = sorted(set(cols) - set(known)), sorted(set(known) - set(cols))
             raise DatasetError(f"{sample}: its species columns differ from taxonomy.csv "
@@ -139,6 +168,14 @@ def species_columns(root: Path) -> tuple[str, ...]:
             log.info("%s: column order differs from taxonomy.csv; using the sample submission's", sample)
         return tuple(cols)
     return tuple(known)
+
+
+def _inside(filename: object) -> bool:
+    """A relative path below ``train_audio/`` (no ``..``, not absolute, not blank)."""
+    if not isinstance(filename, str) or not filename.strip():
+        return False
+    p = PurePosixPath(filename.replace("\\", "/"))
+    return not p.is_absolute() and ".." not in p.parts
 
 
 def load(root: str | Path, *, require_train: bool = True) -> Dataset:
@@ -153,18 +190,28 @@ def load(root: str | Path, *, require_train: bool = True) -> Dataset:
     else:
         tr = pd.DataFrame(columns=list(TRAIN_COLUMNS))
     tr = tr.copy()
-    tr["primary"] = tr["primary_label"].astype(str)
+    tr["primary"] = tr["primary_label"].astype(str).str.strip()
+    dropped: list[tuple[str, str]] = []
     unknown = ~tr["primary"].isin(known)
     if unknown.any():
         log.warning("train.csv: %d rows with a primary_label not in taxonomy.csv dropped (e.g. %s)",
                     int(unknown.sum()), tr.loc[unknown, "primary"].iloc[0])
+        dropped += [(str(f), f"primary_label {p!r} not in taxonomy.csv")
+                    for f, p in zip(tr.loc[unknown, "filename"], tr.loc[unknown, "primary"])]
         tr = tr[~unknown]
+    outside = np.array([not _inside(f) for f in tr["filename"]], bool)
+    if outside.any():
+        log.warning("train.csv: %d rows whose filename is blank, absolute or leaves train_audio/ dropped "
+                    "(e.g. %r)", int(outside.sum()), tr.loc[outside, "filename"].iloc[0])
+        dropped += [(str(f), "filename blank, absolute or outside train_audio/") for f in tr.loc[outside, "filename"]]
+        tr = tr[~outside]
     tr["path"] = [root / "train_audio" / str(f) for f in tr["filename"]]
     exists = np.array([p.is_file() for p in tr["path"]], bool)
     if (~exists).any():
         for p in tr.loc[~exists, "path"].head(5):
             log.warning("train.csv: %s is listed but missing; row skipped", p)
         log.warning("train.csv: %d listed files missing in total", int((~exists).sum()))
+        dropped += [(str(f), "file missing") for f in tr.loc[~exists, "filename"]]
         tr = tr[exists]
     sec_col = tr["secondary_labels"] if "secondary_labels" in tr else [None] * len(tr)
     tr["secondary"] = [
@@ -177,4 +224,5 @@ def load(root: str | Path, *, require_train: bool = True) -> Dataset:
         raise DatasetError(f"{root / 'train.csv'}: no usable training rows")
     return Dataset(root=root, species=species, train=tr,
                    train_soundscapes=_audio_files(root / "train_soundscapes"),
-                   test_soundscapes=_audio_files(root / "test_soundscapes"))
+                   test_soundscapes=_audio_files(root / "test_soundscapes", unique_stems=True),
+                   dropped=tuple(dropped))

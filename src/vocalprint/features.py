@@ -62,10 +62,11 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, tok_dir: Path, w2v_dir: Path, r
     timer = A.Timer("features")
     with timer("features"):
         res = map_files(_file_windows, tasks, n_jobs=cfg.run.n_jobs, desc="features", progress=cfg.run.progress)
-    xs, xm, ys, gs, rows = [], [], [], [], []
+    xs, xm, ys, gs, rows, short = [], [], [], [], [], []
     for r, (b, x_s, x_m) in zip(lab.itertuples(), res):
         if not len(b):
             log.warning("features: %s shorter than %.1f s; no window", r.name, cfg.features.min_clip_s)
+            short.append(r.name)
             continue
         xs.append(x_s)
         xm.append(x_m)
@@ -79,7 +80,8 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, tok_dir: Path, w2v_dir: Path, r
     with A.atomic_path(work / "windows.csv") as tmp:
         pd.DataFrame(rows, columns=["name", "start", "stop"]).to_csv(tmp, index=False)
     return A.finish(work, final, {"stage": "features", "config": cfg.features, "upstream": [w2v_dir.name],
-                                  "n_windows": len(rows), "species": list(ds.species), "seconds": timer.seconds})
+                                  "n_windows": len(rows), "n_skipped_short": len(short), "skipped_short": short[:200],
+                                  "species": list(ds.species), "seconds": timer.seconds})
 
 
 def load(feat_dir: Path, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

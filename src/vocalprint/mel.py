@@ -10,7 +10,7 @@ import pandas as pd
 from . import artifacts as A
 from .audio import AudioError, load_audio
 from .config import Config, MelConfig, fingerprint
-from .dataset import Dataset
+from .dataset import Dataset, DatasetError
 from .parallel import map_files
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,11 @@ def logmel(x: np.ndarray, *, sr: int, cfg: MelConfig) -> np.ndarray:
 
 
 def file_mel(path: Path, cfg: Config) -> np.ndarray:
-    """Decode and transform one file: [t, n_mels] float32. Raises AudioError."""
-    return logmel(load_audio(path, sr=cfg.audio.sr), sr=cfg.audio.sr, cfg=cfg.mel)
+    """Decode and transform one file: [t, n_mels] float32, finite in float16. Raises AudioError."""
+    m = logmel(load_audio(path, sr=cfg.audio.sr), sr=cfg.audio.sr, cfg=cfg.mel)
+    if not np.isfinite(m.astype(np.float16)).all():  # stored as float16: must stay finite there too
+        raise AudioError(f"{path}: log-Mel frames are not finite (values out of range)")
+    return m
 
 
 def key(cfg: Config, ds: Dataset) -> str:
@@ -59,12 +62,18 @@ def key(cfg: Config, ds: Dataset) -> str:
 
 
 def _one(path: Path, out: Path, cfg: Config) -> tuple[int, str]:
-    if out.is_file():  # finished before an interruption
-        return int(np.load(out, mmap_mode="r").shape[0]), ""
+    """Frames of one file -> ``out`` (atomic); (n_frames, "") or (0, why it was skipped)."""
+    if out.is_file():  # finished before an interruption (written atomically, so complete)
+        try:
+            return int(np.load(out, mmap_mode="r").shape[0]), ""
+        except (OSError, ValueError, EOFError):
+            log.warning("mels: unreadable cached %s; recomputing", out)
     try:
         m = file_mel(path, cfg)
     except AudioError as e:
         return 0, str(e)
+    except Exception as e:  # noqa: BLE001 - one odd file must not stop the stage; it is reported
+        return 0, f"{path}: {type(e).__name__}: {e}"
     A.save_npy(out, m.astype(np.float16))
     return m.shape[0], ""
 
@@ -96,7 +105,14 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
     items["error"] = [r[1] for r in res]
     bad = items[items["error"] != ""]
     for r in bad.itertuples():
-        log.warning("mels: skipped %s: %s", r.path, r.error)
+        log.warning("mels: skipped %s: %s", r.name, r.error)
+    if len(bad):
+        log.warning("mels: %d of %d files skipped (listed in the manifest)", len(bad), len(items))
+    train_ok = items.loc[items["split"] == "train_audio", "error"] == ""
+    if not train_ok.any():
+        example = bad["error"].iloc[0] if len(bad) else "none listed"
+        raise DatasetError(f"{ds.root / 'train_audio'}: none of the {len(train_ok)} training files could be "
+                           f"decoded (e.g. {example})")
     items["path"] = items["path"].astype(str)
     with A.atomic_path(work / "index.csv") as tmp:
         items.to_csv(tmp, index=False)
@@ -105,6 +121,8 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
                                   "data": str(ds.root), "data_fingerprint": ds.fingerprint(),
                                   "files": None, "n_files": len(items), "n_skipped": len(bad),
                                   "skipped": bad[["name", "error"]].values.tolist()[:200],
+                                  "n_dropped_rows": len(ds.dropped),  # train.csv rows never read
+                                  "dropped_rows": [list(d) for d in ds.dropped[:200]],
                                   "audio_minutes": minutes, "seconds": timer.seconds})
 
 

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
 TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
 STUDENT_MODELS = ("student", "student-fp32")
-MODELS = HEAD_MODELS + TEACHER_MODELS + STUDENT_MODELS
+MODELS = HEAD_MODELS + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
 
 
 def check_model(model: str) -> None:
@@ -55,6 +55,8 @@ def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, 
 def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
     """Train what ``model`` needs; returns its last stage folder."""
     check_model(model)
+    if model == "ensemble":
+        return [train_(cfg, ds, root, m) for m in cfg.submit.members][-1]
     if model in TEACHER_MODELS:
         cfg = _teacher_cfg(cfg, model)
         _, _, tf = teacher_features(cfg, ds, root)
@@ -79,6 +81,13 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
     from .predict import StudentPredictor, TeacherPredictor, load_head_predictor
 
     check_model(model)
+    if model == "ensemble":
+        from .predict import EnsemblePredictor
+
+        if "ensemble" in cfg.submit.members:
+            raise ConfigError("an ensemble cannot contain itself")
+        return EnsemblePredictor([predictor(cfg, ds, root, m) for m in cfg.submit.members],
+                                 weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine)
     if model in TEACHER_MODELS:
         tcfg = _teacher_cfg(cfg, model)
         tr = train_(tcfg, ds, root, model)

@@ -24,6 +24,17 @@ def process_cached(key, factory):
     return _PROCESS_CACHE[key]
 
 
+def mel_frames(x: np.ndarray, cfg: Config, shared: dict | None) -> np.ndarray:
+    """Log-Mel frames of ``x``, computed once per file when ensemble members share ``shared``."""
+    key = ("mel", cfg.audio.sr, cfg.mel)
+    if shared is not None and key in shared:
+        return shared[key]
+    frames = logmel(x, sr=cfg.audio.sr, cfg=cfg.mel)
+    if shared is not None:
+        shared[key] = frames
+    return frames
+
+
 class _Clock:
     def __init__(self, times: dict):
         self.times, self.t = times, time.perf_counter()
@@ -48,11 +59,11 @@ class HeadPredictor:
             st["book"] = Codebook(self.book.centroids, self.book.pca_a, self.book.pca_b, self.book.cfg)
         return st
 
-    def predict(self, x: np.ndarray, n: int, times: dict) -> np.ndarray:
+    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         """Audio [samples] at cfg.audio.sr -> [n, n_species] probabilities of ``n`` windows."""
         c = self.cfg
         clk = _Clock(times)
-        frames = logmel(x, sr=c.audio.sr, cfg=c.mel)
+        frames = mel_frames(x, c, shared)
         clk.lap("mel")
         bounds = frame_windows(len(frames), n=n, sr=c.audio.sr, hop=c.mel.hop, window_s=c.audio.window_s)
         if self.kind == "stsg":
@@ -147,7 +158,7 @@ class TeacherPredictor:
                 lambda: cls(self.model_path, labels_path=self.labels_path, num_threads=self.cfg.teacher.threads))
         return self._net
 
-    def predict(self, x: np.ndarray, n: int, times: dict) -> np.ndarray:
+    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         clk = _Clock(times)
         net = self.net()
         clk.lap("load")
@@ -181,7 +192,7 @@ class StudentPredictor:
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_run"} | {"_run": None}
 
-    def predict(self, x: np.ndarray, n: int, times: dict) -> np.ndarray:
+    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         from .config import frames_per_window
         from .distill import StudentRunner
 
@@ -189,7 +200,7 @@ class StudentPredictor:
         clk = _Clock(times)
         if self._run is None:
             self._run = process_cached(("student", str(self.model_path)), lambda: StudentRunner(self.model_path, threads=1))
-        frames = logmel(x, sr=c.audio.sr, cfg=c.mel)
+        frames = mel_frames(x, c, shared)
         clk.lap("mel")
         wins = student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c)
         out = self._run.predict(wins)["logits"]
@@ -205,3 +216,40 @@ def student_windows(frames: np.ndarray, *, n: int, fpw: int, cfg: Config) -> np.
         m = min(b - a, fpw)
         out[i, :m] = frames[a:a + m]
     return out
+
+
+class EnsemblePredictor:
+    """Weighted average of several models' window probabilities (``mean``) or log-odds (``logit``).
+
+    Members share the per-file log-Mel frames. Rank averaging is not offered: it needs every row of
+    every file before any output, which the budgeted, checkpointing submit cannot wait for.
+    """
+
+    def __init__(self, members: list, *, weights: list[float] | None = None, combine: str = "mean"):
+        if not members:
+            raise ValueError("an ensemble needs at least one member (submit.members)")
+        if combine not in ("mean", "logit"):
+            raise ValueError(f"submit.combine must be mean or logit, got {combine!r}")
+        sp = members[0].species
+        for m in members[1:]:
+            if list(m.species) != list(sp):
+                raise ValueError(f"ensemble members {members[0].name} and {m.name} have different species")
+        w = np.asarray(weights if weights else [1.0] * len(members), np.float64)
+        if len(w) != len(members) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"submit.weights {list(w)} do not fit {len(members)} members")
+        self.members, self.weights, self.combine = members, w / w.sum(), combine
+        self.name = "ensemble(" + "+".join(f"{m.name}:{x:.2f}" for m, x in zip(members, self.weights)) + ")"
+        self.species, self.cfg = list(sp), members[0].cfg
+
+    @property
+    def prior(self):
+        return getattr(self.members[0], "prior", None)
+
+    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
+        shared = {} if shared is None else shared
+        acc = None
+        for m, w in zip(self.members, self.weights):
+            p = np.clip(m.predict(x, n, times, shared), 1e-6, 1 - 1e-6).astype(np.float64)
+            v = np.log(p / (1 - p)) if self.combine == "logit" else p
+            acc = w * v if acc is None else acc + w * v
+        return (1 / (1 + np.exp(-acc)) if self.combine == "logit" else acc).astype(np.float32)

@@ -43,6 +43,14 @@ def _predict_file(pred, path: Path, n: int) -> tuple[np.ndarray | None, dict, st
     return np.clip(p, 0.0, 1.0), times, "", len(x) / pred.cfg.audio.sr
 
 
+def _isolated(run_chunk, task: tuple) -> tuple[np.ndarray | None, dict, str, float]:
+    """One file on its own, so a worker crash costs only that file (its rows get the prior)."""
+    try:
+        return run_chunk(_predict_file, [task])[0]
+    except Exception as e:
+        return None, {}, f"{task[1]}: the worker predicting it died ({type(e).__name__})", 0.0
+
+
 def fallback_prior(ds: Dataset, pred) -> np.ndarray:
     """Per-species score for rows no model predicted: the training label rate (from the data, else
     the one stored with the model, else 0.01), in the submission's column order."""
@@ -79,9 +87,13 @@ def smooth(p: np.ndarray, w: float) -> np.ndarray:
 
 
 def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | None = None,
-        clock=time.monotonic) -> dict:
+        clock=time.monotonic, hard_deadline: bool = False) -> dict:
     """Predict every test soundscape with ``predictors[0]``, switching down the list when the budget
-    projection says so; returns the timing report (also written to ``timing.json`` beside ``out``)."""
+    projection says so; returns the timing report (also written to ``timing.json`` beside ``out``).
+
+    ``hard_deadline`` (the CLI sets it) arms a watchdog thread that, 10 s before the budget ends,
+    writes the submission with what is predicted so far (the prior elsewhere) and ends the process.
+    """
     species = list(ds.species)
     budget = Budget(cfg.submit.budget_min * 60, safety=cfg.submit.safety, clock=clock)
     files, reasons = [], {}
@@ -104,6 +116,26 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
     S.write(assemble(), out, row_ids_expected=ids, species=species)
     write_s = time.perf_counter() - t_write
     log.info("submit: fallback submission with %d rows written to %s", len(ids), out)
+    watchdog = None
+    if hard_deadline:
+        import threading
+
+        def fire() -> None:
+            log.error("submit: watchdog: the %.0f-s budget is about to end; writing what is predicted "
+                      "(%d of %d files) and stopping", budget.budget_s, len(preds), len(files))
+            S.write(assemble(), out, row_ids_expected=ids, species=species)
+            A.write_json(out.with_name("timing.json"), {"model": predictors[0].name, "watchdog": True,
+                                                        "predicted_files": len(preds), "files": len(files),
+                                                        "elapsed_s": round(budget.elapsed, 2)})
+            import psutil
+
+            for child in psutil.Process().children(recursive=True):  # worker processes hold our pipes
+                child.kill()
+            os._exit(0)
+
+        watchdog = threading.Timer(max(0.0, budget.left - 10.0), fire)
+        watchdog.daemon = True
+        watchdog.start()
 
     from .parallel import chunk_runner
 
@@ -124,7 +156,14 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                 log.warning("submit: %s", stopped)
                 break
             pred = predictors[level]
-            for (p, n), (probs, t, err, secs) in zip(chunk, run_chunk(_predict_file, [(pred, p, n) for p, n in chunk])):
+            tasks = [(pred, p, n) for p, n in chunk]
+            try:
+                results = run_chunk(_predict_file, tasks)
+            except Exception as e:  # a worker died (decoder crash, out of memory): find the file
+                log.warning("submit: a worker failed (%s); predicting these %d files one by one",
+                            type(e).__name__, len(tasks))
+                results = [_isolated(run_chunk, t) for t in tasks]
+            for (p, n), (probs, t, err, secs) in zip(chunk, results):
                 for k, v in t.items():
                     times[k] = times.get(k, 0.0) + v
                 audio_s += secs
@@ -149,6 +188,8 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                 S.write(assemble(), out, row_ids_expected=ids, species=species)
                 last_ckpt = budget.elapsed
     bar.close()
+    if watchdog is not None:
+        watchdog.cancel()
     t_write = time.perf_counter()
     S.write(assemble(), out, row_ids_expected=ids, species=species)
     times["write"] = time.perf_counter() - t_write

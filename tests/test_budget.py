@@ -1,0 +1,128 @@
+"""The budgeted submit: fallback chain on projection (injected clock), stopping before the
+deadline, the watchdog, ensembles and selection."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_env
+from vocalprint import config as C
+from vocalprint import select, submit
+from vocalprint.predict import EnsemblePredictor
+from vocalprint.submission import validate
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+class FakeModel:
+    """Advances the injected clock by ``cost`` seconds per audio minute; scores a constant."""
+
+    def __init__(self, name, species, cfg, clock, cost, value):
+        self.name, self.species, self.cfg, self.clock, self.cost, self.value = name, species, cfg, clock, cost, value
+
+    def predict(self, x, n, times, shared=None):
+        self.clock.t += self.cost * len(x) / self.cfg.audio.sr / 60
+        return np.full((n, len(self.species)), self.value, np.float32)
+
+
+def _cfg(budget_min, n_jobs=1):
+    return C.load(None, [f"submit.budget_min={budget_min}", f"run.n_jobs={n_jobs}", "run.progress=false"])
+
+
+def _sample(ds):
+    return pd.read_csv(ds.root / "sample_submission.csv")
+
+
+def test_fallback_chain_switches_on_projection(demo_dir, tmp_path):
+    from vocalprint import dataset
+
+    ds = dataset.load(demo_dir)
+    clk = Clock()
+    cfg = _cfg(budget_min=2.0)  # 120 s for 6 one-minute files
+    slow = FakeModel("slow", ds.species, cfg, clk, cost=40.0, value=0.9)  # 240 s projected: too slow
+    fast = FakeModel("fast", ds.species, cfg, clk, cost=1.0, value=0.1)
+    rep = submit.run(cfg, ds, [slow, fast], tmp_path / "s.csv", clock=clk)
+    assert rep["switches"] and rep["switches"][0]["to"] == "fast"
+    assert rep["models_used"] == ["fast", "slow"] and not rep["fallback_files"]
+    df = pd.read_csv(tmp_path / "s.csv")
+    validate(df, row_ids_expected=list(_sample(ds)["row_id"]), species=ds.species)
+    assert clk.t < 120
+
+
+def test_stops_before_deadline_and_fills_with_prior(demo_dir, tmp_path):
+    from vocalprint import dataset
+
+    ds = dataset.load(demo_dir)
+    clk = Clock()
+    cfg = _cfg(budget_min=1.0)
+    slow = FakeModel("slow", ds.species, cfg, clk, cost=25.0, value=0.9)
+    rep = submit.run(cfg, ds, [slow], tmp_path / "s.csv", clock=clk)
+    assert rep["stopped"] and rep["fallback_files"]
+    assert clk.t <= 60
+    df = pd.read_csv(tmp_path / "s.csv")
+    validate(df, row_ids_expected=list(_sample(ds)["row_id"]), species=ds.species)
+    stem = rep["fallback_files"][0]
+    rows = df[df["row_id"].str.startswith(stem + "_")]
+    prior = submit.fallback_prior(ds, slow)
+    np.testing.assert_allclose(rows.iloc[0, 1:].to_numpy(float), prior, rtol=1e-4)
+
+
+def test_ensemble_averages_members(demo_dir):
+    from vocalprint import dataset
+
+    ds = dataset.load(demo_dir)
+    cfg = _cfg(90)
+    clk = Clock()
+    a = FakeModel("a", ds.species, cfg, clk, 0, 0.2)
+    b = FakeModel("b", ds.species, cfg, clk, 0, 0.8)
+    x = np.zeros(32000 * 10, np.float32)
+    assert np.allclose(EnsemblePredictor([a, b], weights=[1, 3]).predict(x, 2, {}), 0.65)
+    lg = EnsemblePredictor([a, b], combine="logit").predict(x, 2, {})
+    assert np.allclose(lg, 0.5, atol=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        EnsemblePredictor([a, b], weights=[1.0])
+
+
+def test_select_prefers_best_auc_that_fits(demo_dir, tmp_path):
+    sol = pd.read_csv(demo_dir / "solution.csv")
+    rng = np.random.default_rng(0)
+    y = sol.iloc[:, 1:].to_numpy(float)
+    good = pd.concat([sol[["row_id"]], pd.DataFrame(y * 0.6 + rng.random(y.shape) * 0.4, columns=sol.columns[1:])], axis=1)
+    noisy = pd.concat([sol[["row_id"]], pd.DataFrame(rng.random(y.shape), columns=sol.columns[1:])], axis=1)
+    runs = {"good-slow": (good, 200.0), "noisy-fast": (noisy, 2.0)}
+    cands = select.search(runs, sol, budget_min=90)
+    assert cands[0]["members"] == ["noisy-fast"] and cands[0]["fits"]
+    cands = select.search(runs, sol, budget_min=300)
+    assert cands[0]["members"] == ["good-slow"]
+
+
+@pytest.mark.slow
+def test_too_small_budget_on_the_cli_still_writes_a_valid_file(trained, tmp_path, demo_dir):
+    """BUDGET far too low: the CLI ends before the deadline with a complete file and says why."""
+    root, ds, _ = trained
+    out = tmp_path / "sub" / "submission.csv"
+    args = [sys.executable, "-m", "vocalprint", "submit", "--data", str(demo_dir), "--artifacts", str(root),
+            "--out", str(out), "--budget-min", "0.3", *sum((["--set", s] for s in
+            ("tokens.k=64", "tokens.sample_frames=30000", "tokens.niter=8", "w2v.dim=16", "w2v.epochs=2",
+             "w2v.workers=1", "train.lgbm.n_estimators=15", "train.folds=3", "run.progress=false",
+             "submit.fallback=melstats-linear")), [])]
+    import time
+
+    t0 = time.monotonic()
+    r = subprocess.run(args, env=run_env(), capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sample = _sample(ds)
+    validate(pd.read_csv(out), row_ids_expected=list(sample["row_id"]), species=ds.species)
+    t = json.loads(out.with_name("timing.json").read_text())
+    assert t["files"] == len(ds.test_soundscapes) and t["elapsed_s"] <= 18
