@@ -11,21 +11,24 @@ DATA_DIR ?= $(if $(wildcard $(KAGGLE_DATA)),$(KAGGLE_DATA),$(DEMO_DIR))
 MODEL ?= stsg-linear
 ARGS ?=
 EXECUTOR ?= local
+PERCH_DIR ?=
 BUDGET_MIN ?= 90
 CORES ?= $(shell nproc)
 ARTIFACTS ?= artifacts
 SUBMISSION ?= submission/submission.csv
 PYTEST_ARGS ?=
 EXECUTOR ?= local
+PERCH_DIR ?=
 
 export PYTHONPATH := $(CURDIR)/src
 export DATA_DIR
 RUN = $(VENV)/bin/python -m vocalprint
-STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS) --set run.executor=$(EXECUTOR) $(ARGS)
+STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS) --set run.executor=$(EXECUTOR) \
+	$(if $(PERCH_DIR),--set teacher.perch_dir=$(PERCH_DIR),) $(ARGS)
 # the demo set is generated on first use; a user's DATA_DIR is never written to
 DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission.csv,)
 
-.PHONY: help venv demo-data mels tokens w2v features train submit evaluate select notebooks bench test test-fast clean
+.PHONY: help venv demo-data mels tokens w2v features train teacher distill submit evaluate select notebooks bench bundle kaggle test test-fast clean
 
 help: ## list the targets
 	@echo "vocalprint - make TARGET [DATA_DIR=...] [MODEL=...] [ARGS='--set tokens.k=2048']"
@@ -60,6 +63,12 @@ features: w2v ## pooled 5-s window features of the training clips
 train: features ## fit the head of MODEL with grouped out-of-fold validation
 	$(call STAGE,train)
 
+teacher: features ## pretrained teacher (BirdNET; Perch with PERCH_DIR) outputs cached for all training audio
+	$(call STAGE,teacher)
+
+distill: teacher ## train the student CNN on teacher outputs, export float32 and int8 TFLite
+	$(call STAGE,distill)
+
 submit: train ## MODEL over the test soundscapes -> submission/submission.csv + timing.json
 	$(call STAGE,submit) --budget-min $(BUDGET_MIN) --cores $(CORES) --out $(SUBMISSION)
 
@@ -80,6 +89,18 @@ notebooks: $(STAMP) $(DATA_DEP) ## evaluate stsg-linear + melstats-linear on DAT
 BENCH_MODELS ?=
 bench: $(STAMP) $(DATA_DEP) ## time every model (1 and 2 workers), AUC, memory -> artifacts/bench/
 	$(RUN) bench --data $(DATA_DIR) --artifacts $(ARTIFACTS) $(if $(BENCH_MODELS),--models $(BENCH_MODELS),) $(ARGS)
+
+KAGGLE_PY ?= 3.11
+KAGGLE_USER ?= your-kaggle-username
+KAGGLE_OUT ?= $(ARTIFACTS)/kaggle
+BUNDLES ?= $(ARTIFACTS)/bundles/$(MODEL)
+export KAGGLE_PY
+
+bundle: $(STAMP) $(DATA_DEP) ## MODEL as a self-contained bundle (no training data needed) -> artifacts/bundles/MODEL
+	$(call STAGE,export) --out $(ARTIFACTS)/bundles/$(MODEL)
+
+kaggle: bundle ## wheels for CPython KAGGLE_PY + BUNDLES + notebook -> artifacts/kaggle (see its README.md)
+	$(VENV)/bin/python -m vocalprint.kaggle build --out $(KAGGLE_OUT) --bundle $(BUNDLES) --py $(KAGGLE_PY) --user $(KAGGLE_USER)
 
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)

@@ -148,6 +148,17 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def upgrade(obj: Any) -> Any:
+    """A config unpickled from an older vocalprint (e.g. in a model bundle): fields added since
+    get their defaults, fields removed are dropped."""
+    kw = {}
+    for f in fields(type(obj)):
+        if f.name in obj.__dict__:
+            v = obj.__dict__[f.name]
+            kw[f.name] = upgrade(v) if is_dataclass(v) else v
+    return type(obj)(**kw)
+
+
 def _hashable(obj: Any) -> Any:
     if is_dataclass(obj):
         return {f.name: _hashable(getattr(obj, f.name)) for f in fields(obj) if f.name not in _NOT_HASHED}

@@ -120,6 +120,10 @@ def load_bundle(folder: Path):
     """The predictor saved by :func:`save_bundle`, after every file's checksum matched the manifest."""
     folder = Path(folder)
     pred = A.load_joblib(folder / BUNDLE_FILE)
+    from .config import upgrade
+
+    for p in (pred, *getattr(pred, "members", ())):
+        p.cfg = upgrade(p.cfg)
     for attr in getattr(pred, "external", ()):
         setattr(pred, attr, A.verified(folder / Path(getattr(pred, attr)).name))
     return pred
