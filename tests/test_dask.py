@@ -1,7 +1,6 @@
 """The per-file stages on a Dask LocalCluster give the same artifacts and submission as joblib."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from vocalprint import artifacts as A

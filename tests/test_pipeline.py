@@ -13,7 +13,7 @@ from conftest import REPO, run_env
 from vocalprint import artifacts as A
 from vocalprint import config as C
 from vocalprint import mel, pipeline, submit
-from vocalprint.submission import all_row_ids, validate
+from vocalprint.submission import validate
 
 
 def _no_mel(*a, **k):

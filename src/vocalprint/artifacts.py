@@ -37,11 +37,12 @@ def sha256(path: Path, *, chunk: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success it is moved onto ``path`` with ``os.replace``."""
+def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary sibling path (ending in ``suffix``, for writers that insist on one); on
+    success it is moved onto ``path`` with ``os.replace``, on failure removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from . import dataset, pipeline
+    from . import dataset
 
     if args.stage == "demo-data":
         from .demo import make_demo

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .distill import StudentConfig
+from .nb import NBConfig
 
 
 class ConfigError(ValueError):
@@ -132,6 +133,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: StudentConfig = field(default_factory=StudentConfig)
+    nb: NBConfig = field(default_factory=NBConfig)
     submit: SubmitConfig = field(default_factory=SubmitConfig)
     run: RunConfig = field(default_factory=RunConfig)
 

@@ -27,7 +27,6 @@ stays instant.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -556,14 +555,10 @@ def export_tflite(
         blob = _convert(conv, quant, representative, int8_io)
     finally:
         shutil.rmtree(sm_dir, ignore_errors=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from .artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("exported %s (%s, %.1f kB)", path, quant, len(blob) / 1024)
     return path
 

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
 TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
 STUDENT_MODELS = ("student", "student-fp32")
-MODELS = HEAD_MODELS + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
+MODELS = HEAD_MODELS + ("tokens-nb",) + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
 
 
 def check_model(model: str) -> None:
@@ -63,6 +63,10 @@ def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
         return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
     if model in STUDENT_MODELS:
         return distill(cfg, ds, root)
+    if model == "tokens-nb":
+        from . import nb
+
+        return nb.run(cfg, ds, root)
     *_, f = features_(cfg, ds, root)
     return train.run(cfg, f, model, root)
 
@@ -96,6 +100,10 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
                                 model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
                                 columns=teach.species_columns(mdir, ds, tcfg),
                                 head=A.load_joblib(tr / "head.joblib"))
+    elif model == "tokens-nb":
+        from . import nb
+
+        pred = nb.load_predictor(nb.run(cfg, ds, root), cfg, list(ds.species))
     elif model in STUDENT_MODELS:
         sdir = distill(cfg, ds, root)
         f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"

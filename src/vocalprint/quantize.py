@@ -99,15 +99,11 @@ def quantize_tflite(src: str | Path, dst: str | Path, *, mode: str,
                                     num_threads=os.cpu_count() or 1)
     result = qt.quantize(calib_result, enable_progress_bar=False, enable_progress_report=False)
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp.tflite")
-    try:
+    from .artifacts import atomic_path
+
+    with atomic_path(dst, suffix=".tflite") as tmp:
         result.export_model(str(tmp), overwrite=True)
         _smoke_test(tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("wrote %s (%s, %.1f MB from %.1f MB)", dst, mode, dst.stat().st_size / 1e6,
              src.stat().st_size / 1e6)
     return dst

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import artifacts as A
 from . import submission as S
-from .audio import AudioError, load_audio, row_ids
+from .audio import AudioError, load_audio
 from .budget import Budget
 from .config import Config
 from .dataset import Dataset

@@ -148,6 +148,10 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
     for p, e in zip(items["path"], errs):
         if e:
             log.warning("teacher: skipped %s: %s", p, e)
+    if len(errs) and all(errs):
+        from .dataset import DatasetError
+
+        raise DatasetError(f"teacher: no training file could be run through the teacher (e.g. {errs[0]})")
     return A.finish(work, final, {"stage": "teacher", "config": cfg.teacher, "model": model_dir.name,
                                   "species": list(ds.species), "columns": cols.tolist(),
                                   "n_matched": int((cols >= 0).sum()), "n_skipped": sum(bool(e) for e in errs),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -239,15 +238,11 @@ def expose_embedding(src: str | Path, dst: str | Path) -> None:
     for sig in model.signatureDefs:
         if all(int(tm.tensorIndex) != idx for tm in sig.outputs or []):
             sig.outputs = list(sig.outputs or []) + [tmap("embedding", idx)]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
+    from .artifacts import atomic_path
+
+    with atomic_path(dst) as tmp:
         fbu.write_model(model, str(tmp))
         _verify_exposed(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("wrote %s (embedding tensor %d as extra output)", dst, idx)
 
 
@@ -612,14 +607,10 @@ def convert_savedmodel(saved_model_dir: str | Path, out: str | Path, *, quant: s
                     src, str(e).splitlines()[0] if str(e) else type(e).__name__)
         data = convert([tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS])
         builtin = False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    from .artifacts import atomic_path
+
+    with atomic_path(out) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("wrote %s (%.1f MB, quant=%s, %s)", out, len(data) / 1e6, quant,
              "builtin ops only" if builtin else "NEEDS TensorFlow (Flex ops)")
     return builtin

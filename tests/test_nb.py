@@ -1,0 +1,160 @@
+"""The frame-level naive-Bayes token model (``tokens-nb``): tables, window scoring, the cached
+stage and its predictor on the demo data."""
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vocalprint import artifacts as A
+from vocalprint import config as C
+from vocalprint import metrics, nb
+from vocalprint.nb import NBConfig
+
+SMALL_NB = NBConfig(k=64, n_mixes=200, sample_frames=30_000, mix_batch=100)
+
+
+def _cfg(small_cfg, **kw):
+    return dataclasses.replace(small_cfg, nb=dataclasses.replace(SMALL_NB, **kw))
+
+
+@pytest.fixture(scope="module")
+def built(demo_dir, small_cfg, tmp_path_factory):
+    from vocalprint import dataset
+
+    root = tmp_path_factory.mktemp("nb_artifacts")
+    ds = dataset.load(demo_dir)
+    cfg = _cfg(small_cfg)
+    folder = nb.run(cfg, ds, root)
+    return root, ds, cfg, folder, nb.load_predictor(folder, cfg, list(ds.species))
+
+
+def test_nb_table_favours_the_species_a_token_is_seen_with():
+    k, s = 8, 3
+    pos, tot = np.zeros((k, s)), np.zeros(k)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # background frames: tokens 0..5, no species
+        nb.add_counts(pos, tot, rng.integers(0, 6, 200), np.zeros((200, s)))
+    tok = np.array([6] * 30 + [0, 1, 2] * 10)  # token 6 only on species 1's active frames
+    y = np.zeros((len(tok), s))
+    y[:30, 1] = 1
+    nb.add_counts(pos, tot, tok, y)
+    nb.add_counts(pos, tot, np.array([7] * 10), np.eye(s)[[2] * 10])  # token 7: species 2
+    nb.add_counts(pos, tot, np.array([5] * 10), np.eye(s)[[0] * 10])  # token 5 (common): species 0
+    t = nb.nb_table(pos, tot, alpha=1.0)
+    assert t.shape == (k, s) and np.isfinite(t).all()
+    assert t[6].argmax() == 1 and t[6, 1] > max(t[6, 0], t[6, 2]) + 3  # (rare tokens lean positive
+    assert t[7].argmax() == 2 and t[7, 2] > max(t[7, 0], t[7, 1]) + 3  # for every species: smoothing)
+    assert t[5].argmax() == 0
+    assert (t[:5] < 0).all()  # background tokens favour no species
+
+
+def test_clip_targets_only_on_active_frames():
+    y = nb.clip_targets(np.array([0, 1, 1, 0], bool), np.array([0.0, 1.0, 0.5]))
+    np.testing.assert_array_equal(y, [[0, 0, 0], [0, 1, 0.5], [0, 1, 0.5], [0, 0, 0]])
+
+
+def test_window_scores_top_k_and_smoothing():
+    fs = np.zeros((20, 2), np.float32)
+    fs[[2, 5, 7], 0] = [3.0, 6.0, 9.0]  # window 0: frames 0..9
+    fs[15, 1] = 4.0  # window 1: frames 10..19
+    b = np.array([[0, 10], [10, 20], [20, 20]])
+    w = nb.window_scores(fs, b, top_k=2, width=1)
+    np.testing.assert_allclose(w, [[7.5, 0.0], [0.0, 2.0], [0.0, 0.0]])  # empty window -> 0
+    w1 = nb.window_scores(fs, b, top_k=1, width=1)
+    np.testing.assert_allclose(w1[:, 0], [9.0, 0.0, 0.0])
+    s = nb.smooth(fs, 3)
+    np.testing.assert_allclose(s[6, 0], (6 + 0 + 9) / 3)
+    np.testing.assert_allclose(s[0, 0], 0.0) and np.testing.assert_allclose(s[19, 1], 0.0)
+    np.testing.assert_allclose(s[14:17, 1], [4 / 3] * 3)
+    np.testing.assert_allclose(s.sum(0)[1], 4.0)  # interior spike spreads, mass kept
+    ws = nb.window_scores(fs, b, top_k=3, width=3)
+    np.testing.assert_allclose(ws[1, 1], 4 / 3)
+    # short window: top_k larger than the window uses all its frames
+    np.testing.assert_allclose(nb.window_scores(fs, np.array([[5, 6]]), top_k=8, width=1)[0, 0], 6.0)
+
+
+def test_front_ends_match_the_pipeline_mel(small_cfg):
+    from vocalprint.mel import logmel
+
+    x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1
+    fe = nb.front_ends(x, sr=32000, cfg=small_cfg.mel)
+    np.testing.assert_allclose(fe["logmel"], logmel(x, sr=32000, cfg=small_cfg.mel), atol=1e-3)
+    pc = logmel(x, sr=32000, cfg=dataclasses.replace(small_cfg.mel, frontend="pcen"))
+    np.testing.assert_allclose(fe["pcen"], pc, rtol=1e-4, atol=1e-5)
+    assert nb.front_ends(x[:100], sr=32000, cfg=small_cfg.mel)["logmel"].shape[1] == small_cfg.mel.n_mels
+
+
+def test_views_and_key(small_cfg):
+    vs = nb.views(NBConfig(views=("logmel", "pcen1", "subbands"), k=1024), 128)
+    assert [v.name for v in vs] == ["logmel", "pcen1", "subbands0", "subbands1", "subbands2", "subbands3"]
+    assert vs[1].seed == 1 and vs[2].k == 256 and (vs[2].lo, vs[2].hi) == (0, 32) and vs[2].weight == 0.5
+    with pytest.raises(C.ConfigError, match="unknown view"):
+        nb.views(NBConfig(views=("mfcc",)), 128)
+
+    class DS:
+        def fingerprint(self):
+            return "abc"
+
+    assert nb.key(_cfg(small_cfg), DS()) != nb.key(_cfg(small_cfg, top_k=4), DS())
+    assert nb.key(_cfg(small_cfg), DS()) == nb.key(C.override(_cfg(small_cfg), "run.n_jobs", 7), DS())
+
+
+def test_run_is_cached(built, monkeypatch):
+    from vocalprint import mix, tokens
+
+    root, ds, cfg, folder, _ = built
+
+    def boom(*a, **k):
+        raise AssertionError("nb stage recomputed although cached")
+
+    for mod, name in ((nb, "_file_frames"), (nb, "front_ends"), (mix, "mix_windows"), (tokens, "fit_codebook")):
+        monkeypatch.setattr(mod, name, boom)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")}
+    assert nb.run(cfg, ds, root) == folder
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")} == before
+    m = A.manifest(folder)
+    assert {"codebook_logmel.npy", "table_pcen.npy", "calib.json"} <= set(m["files"])
+    assert not any(f.startswith(("frames", "mixes")) for f in m["files"])  # intermediates removed
+    assert m["n_mixes"] == 200 and m["species"] == list(ds.species)
+
+
+def test_predictor_on_demo(built, demo_dir):
+    root, ds, cfg, folder, pred = built
+    assert pred.name == "tokens-nb" and pred.species == list(ds.species)
+    times: dict = {}
+    x = np.random.default_rng(1).standard_normal(60 * 32000).astype(np.float32) * 0.01
+    p = pred.predict(x, 12, times)
+    assert p.shape == (12, len(ds.species)) and np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
+    assert {"mel", "tokens", "head"} <= set(times)
+    # empty and short audio, more windows than audio
+    assert pred.predict(np.zeros(0, np.float32), 2, {}).shape == (2, len(ds.species))
+    assert np.isfinite(pred.predict(np.zeros(1000, np.float32), 3, {})).all()
+    # picklable after use (the faiss indexes are rebuilt), same outputs; shared front end reused
+    clone = pickle.loads(pickle.dumps(pred))
+    shared: dict = {}
+    np.testing.assert_allclose(clone.predict(x, 12, {}, shared), p, rtol=1e-5)
+    assert ("mel", cfg.audio.sr, cfg.mel) in shared
+    np.testing.assert_allclose(clone.predict(x, 12, {}, shared), p, rtol=1e-5)
+    # beats chance on the demo test soundscapes
+    from vocalprint.audio import load_audio, n_windows, row_ids
+
+    rows, probs = [], []
+    for f in ds.test_soundscapes:
+        a = load_audio(f)
+        n = n_windows(len(a))
+        rows += row_ids(f.stem, n)
+        probs.append(pred.predict(a, n, {}))
+    df = pd.DataFrame(np.concatenate(probs), columns=list(ds.species))
+    df.insert(0, "row_id", rows)
+    auc, _ = metrics.macro_auc(pd.read_csv(demo_dir / "solution.csv"), df)
+    assert auc > 0.6, auc
+
+
+def test_load_predictor_refuses_other_species(built):
+    _, ds, cfg, folder, _ = built
+    with pytest.raises(A.ArtifactError, match="other species"):
+        nb.load_predictor(folder, cfg, list(ds.species)[::-1])
