@@ -28,7 +28,7 @@ def _birdnet_or_skip():
 @pytest.fixture(scope="module")
 def tcfg(small_cfg):
     cfg = C.override(small_cfg, "teacher.stride_s", "3")
-    return C.override(cfg, "distill", {"epochs": 2, "width": 8, "max_windows": 400, "batch": 32})
+    return C.override(cfg, "distill", {"epochs": 2, "width": 8, "max_windows": 400, "batch": 32, "n_mixes": 40})
 
 
 @pytest.mark.slow
@@ -67,6 +67,7 @@ def test_student_trains_exports_and_predicts(trained, tcfg, tmp_path):
     m = A.manifest(sdir)
     assert m["inference_params"] <= 12_900_000 / 4 and m["metadata"]  # the demo has lat/lon
     assert "student_int8.tflite" in m["files"] and "windows_mel.npy" not in m["files"]
+    assert m["n_mixes"] == 40 and m["n_windows"] == min(400, m["n_real_windows"] + 40)
     x = load_audio(ds.test_soundscapes[0])
     p8, p32 = s8.predict(x, 12, {}), s32.predict(x, 12, {})
     assert p8.shape == (12, len(ds.species)) and ((p8 >= 0) & (p8 <= 1)).all()

@@ -91,6 +91,8 @@ class StudentConfig:
     gain_db: float = 6.0  # uniform random offset in [-gain_db, +gain_db] dB
     metadata: bool = True
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
+    n_mixes: int = 2000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
+    mix_clips_per_species: int = 20  # bounds the clip audio held in memory for mixing
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import pandas as pd
 from . import artifacts as A
 from . import mel as M
 from . import teach
-from .audio import frame_windows
+from .audio import AudioError, frame_windows, load_audio
 from .config import Config, fingerprint, frames_per_window
 from .dataset import Dataset
 from .parallel import progress_bar
+from .teach import runner
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,56 @@ def metadata(ds: Dataset) -> np.ndarray:
         r = pd.to_numeric(tr["rating"], errors="coerce").to_numpy(float)
         out[:, 3] = np.where(r > 0, r / 5.0, np.nan)  # 0 means "unknown" in BirdCLEF's train.csv
     return out
+
+
+def synthetic_windows(cfg: Config, ds: Dataset, model_dir: Path, cols: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``distill.n_mixes`` teacher-labelled synthetic field windows: focal clips mixed over quiet
+    stretches of the train soundscapes (or coloured noise) at -10..+15 dB (:mod:`vocalprint.mix`).
+    Returns (log-Mel [n, fpw, n_mels] float16, teacher embedding [n, D], teacher logits of the
+    competition species [n, S] (NaN where unknown), carried labels [n, S])."""
+    from . import mix
+    from .mel import logmel
+    from .predict import student_windows
+
+    d = cfg.distill
+    rng = np.random.default_rng(d.seed)
+    tr = ds.train
+    pick = np.concatenate([rng.permutation(np.flatnonzero(tr["primary"].to_numpy() == s))[: d.mix_clips_per_species]
+                           for s in tr["primary"].unique()])
+    labels_all = ds.label_matrix()
+    clips, labs = [], []
+    for i in np.sort(pick):
+        try:
+            clips.append(load_audio(tr["path"].iloc[i], sr=cfg.audio.sr, max_s=30))
+            labs.append(labels_all[i])
+        except AudioError as e:
+            log.warning("student mixes: skipped %s", e)
+    backgrounds = []
+    for p in ds.train_soundscapes:
+        try:
+            backgrounds += mix.quiet_segments(load_audio(p, sr=cfg.audio.sr), cfg.audio.sr, seg_s=5, hop_s=2.5)
+        except AudioError as e:
+            log.warning("student mixes: skipped %s", e)
+    fpw = frames_per_window(cfg)
+    net = runner(model_dir, cfg)
+    X = np.zeros((d.n_mixes, fpw, cfg.mel.n_mels), np.float16)
+    E, T, Y = [], [], []
+    bar = progress_bar(d.n_mixes, desc="student mixes", enabled=cfg.run.progress)
+    for s in range(0, d.n_mixes, 200):  # batches bound the audio held at once
+        m = min(200, d.n_mixes - s)
+        audio, y = mix.mix_windows(clips, np.asarray(labs), backgrounds, n=m, sr=cfg.audio.sr, seed=d.seed + s)
+        for j, a in enumerate(audio):
+            X[s + j] = student_windows(logmel(a, sr=cfg.audio.sr, cfg=cfg.mel), n=1, fpw=fpw, cfg=cfg)[0]
+            _, lo, em = teach.chunk_outputs(net, a, cfg=cfg)
+            sel = np.full(len(cols), np.nan, np.float32)
+            sel[cols >= 0] = lo[:, cols[cols >= 0]].max(axis=0)
+            E.append(em.astype(np.float32).mean(axis=0))
+            T.append(sel)
+            bar.update()
+        Y.append(y)
+    bar.close()
+    return X, np.stack(E), np.stack(T), np.concatenate(Y).astype(np.float32)
 
 
 def key(cfg: Config, tfeat_key: str, cache_key: str) -> str:
@@ -81,10 +132,20 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         Y = np.concatenate([Y, np.full((len(s_rows), Y.shape[1]), np.nan, np.float32)])
         meta = np.concatenate([meta, np.full((len(s_rows), meta.shape[1]), np.nan, np.float32)])
         rows += s_rows
+    n_real = len(rows)
+    Xmix = None
+    if cfg.distill.n_mixes > 0:
+        with timer("mixes"):
+            model_dir = teach.prepare(cfg, root)
+            cols = np.array(A.manifest(cache_dir)["columns"])
+            Xmix, e, t, y = synthetic_windows(cfg, ds, model_dir, cols)
+        E, T, Y = np.concatenate([E, e]), np.concatenate([T, t]), np.concatenate([Y, y])
+        meta = np.concatenate([meta, np.full((len(y), meta.shape[1]), np.nan, np.float32)])
+        rows += [("__mix__", i, i) for i in range(len(y))]
     rng = np.random.default_rng(cfg.distill.seed)
     keep = rng.permutation(len(rows))[: cfg.distill.max_windows]
     # a validation split by recording (for the history only), placed last so both parts are views
-    names = np.unique([rows[k][0] for k in keep])
+    names = np.unique([rows[k][0] for k in keep if rows[k][0] != "__mix__"])
     val_names = set(rng.choice(names, max(1, len(names) // 10), replace=False)) if len(names) > 5 else set()
     is_val = np.array([rows[k][0] in val_names for k in keep], bool)
     keep = np.concatenate([np.sort(keep[~is_val]), np.sort(keep[is_val])])
@@ -97,6 +158,10 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         bar = progress_bar(len(keep), desc="student windows", enabled=cfg.run.progress)
         for i, k in enumerate(keep):
             name, a, b = rows[k]
+            if name == "__mix__":
+                X[i] = Xmix[a]
+                bar.update()
+                continue
             fr = M.load_frames(mel_dir, name)[a:a + fpw]
             X[i] = -100.0
             X[i, :len(fr)] = fr
@@ -124,5 +189,6 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     return A.finish(work, final, {"stage": "student", "config": cfg.distill,
                                   "upstream": [tfeat_dir.name, cache_dir.name], "n_windows": int(len(keep)),
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
+                                  "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),
                                   "params": D.count_params(model), "inference_params": D.inference_params(model),
                                   "species": A.manifest(tfeat_dir)["species"], "seconds": timer.seconds})
