@@ -123,3 +123,30 @@ def test_too_small_budget_on_the_cli_still_writes_a_valid_file(trained, tmp_path
     validate(pd.read_csv(out), row_ids_expected=list(sample["row_id"]), species=ds.species)
     t = json.loads(out.with_name("timing.json").read_text())
     assert t["files"] == len(ds.test_soundscapes) and t["elapsed_s"] <= 18
+
+
+class FileModel(FakeModel):
+    external = ("model_path",)
+
+
+def test_ensemble_bundle_carries_every_members_files(demo_dir, tmp_path):
+    from vocalprint import dataset
+    from vocalprint.predict import load_bundle, save_bundle
+
+    ds = dataset.load(demo_dir)
+    cfg = _cfg(90)
+    members = []
+    for i in range(2):
+        f = tmp_path / "src" / f"w{i}" / "model.tflite"  # same file name, different content
+        f.parent.mkdir(parents=True)
+        f.write_bytes(bytes([i]) * 10)
+        m = FileModel(f"m{i}", ds.species, cfg, None, 0, 0.1 * (i + 1))
+        m.model_path = f
+        members.append(m)
+    b = save_bundle(EnsemblePredictor(members), tmp_path / "bundle")
+    import shutil
+
+    shutil.rmtree(tmp_path / "src")  # the bundle must not point back at the training artifacts
+    got = load_bundle(b)
+    assert [m.model_path.read_bytes() for m in got.members] == [bytes([0]) * 10, bytes([1]) * 10]
+    assert all(m.model_path.parent == b for m in got.members)

@@ -51,7 +51,7 @@ def test_teacher_models_cache_and_bundle(trained, tcfg, tmp_path, monkeypatch):
     validate(pd.read_csv(out), row_ids_expected=list(sample["row_id"]), species=ds.species)
     assert rep["predicted_files"] == len(ds.test_soundscapes)
     b = save_bundle(probe, tmp_path / "bundle")
-    assert (b / "model.tflite").is_file()
+    assert (b / "m0_model.tflite").is_file()
     again = load_bundle(b)
     x = load_audio(ds.test_soundscapes[0])
     np.testing.assert_allclose(again.predict(x, 12, {}), probe.predict(x, 12, {}), rtol=1e-5, atol=1e-6)

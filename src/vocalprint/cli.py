@@ -111,7 +111,7 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     elif args.stage == "bench":
         from . import bench
 
-        names = args.models.split(",") if args.models else list(pipeline.MODELS)
+        names = args.models.split(",") if args.models else list(pipeline.BENCH_DEFAULT)
         bench.run(cfg, ds, [pipeline.predictor(cfg, ds, root, m) for m in names], root)
     elif args.stage == "submit":
         from . import submit

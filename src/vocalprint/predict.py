@@ -107,10 +107,14 @@ def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
     folder = Path(folder)
     work = A.partial_dir(folder)
     pred = copy.copy(pred)
-    for attr in getattr(pred, "external", ()):
-        src = Path(getattr(pred, attr))
-        shutil.copyfile(src, work / src.name)
-        setattr(pred, attr, Path(src.name))  # relative: resolved by load_bundle
+    if hasattr(pred, "members"):
+        pred.members = [copy.copy(m) for m in pred.members]
+    for i, p in enumerate((pred, *getattr(pred, "members", ()))):
+        for attr in getattr(p, "external", ()):
+            src = Path(getattr(p, attr))
+            name = f"m{i}_{src.name}"
+            shutil.copyfile(src, work / name)
+            setattr(p, attr, Path(name))  # relative: resolved by load_bundle
     A.dump_joblib(pred, work / BUNDLE_FILE)
     return A.finish(work, folder, {"stage": "bundle", "model": pred.name, "species": list(pred.species),
                                    "config": to_dict(pred.cfg), **(info or {})})
@@ -124,8 +128,8 @@ def load_bundle(folder: Path):
 
     for p in (pred, *getattr(pred, "members", ())):
         p.cfg = upgrade(p.cfg)
-    for attr in getattr(pred, "external", ()):
-        setattr(pred, attr, A.verified(folder / Path(getattr(pred, attr)).name))
+        for attr in getattr(p, "external", ()):
+            setattr(p, attr, A.verified(folder / Path(getattr(p, attr)).name))
     return pred
 
 
