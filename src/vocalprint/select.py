@@ -24,15 +24,22 @@ WEIGHTS = (0.25, 0.5, 0.75)
 
 
 def load_runs(metrics_dir: Path, data_root: Path) -> dict[str, tuple[pd.DataFrame, float]]:
-    """{model: (per-window scores aligned on the solution's rows, projected minutes for 700 files)}."""
+    """{model: (per-window scores aligned on the solution's rows, projected minutes for 700 files)}.
+
+    Minutes come from ``bench/bench.json`` beside ``metrics_dir`` when it covers the model, else
+    from the projection of the evaluated submit run."""
     sol = pd.read_csv(data_root / "solution.csv")
+    bench = metrics_dir.parent / "bench" / "bench.json"  # measured side by side: preferred over one submit run
+    benched = {}
+    if bench.is_file() and Path(json.loads(bench.read_text())["data"]).resolve() == data_root.resolve():
+        benched = {r["model"]: r["projected_min_700_2_cores"] for r in json.loads(bench.read_text())["models"]}
     runs = {}
     for j in sorted(metrics_dir.glob("*.json")):
         m = json.loads(j.read_text())
         csv = j.with_suffix(".csv")
         if Path(m.get("data", "")).resolve() != data_root.resolve() or not csv.is_file() or m["model"] == "ensemble":
             continue
-        minutes = (m.get("projection_700_min") or {}).get("2_cores")
+        minutes = benched.get(m["model"], (m.get("projection_700_min") or {}).get("2_cores"))
         if minutes is None:
             continue
         p = pd.read_csv(csv).set_index("row_id").loc[sol["row_id"]].reset_index()
