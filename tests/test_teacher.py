@@ -307,3 +307,20 @@ def test_flex_model_is_reported(tmp_path: Path):
         T.TFLiteModel(out)
     logits, emb = T.Perch(tmp_path / "sm").window_scores(_audio(5.0))
     assert logits.shape == (1, 20) and emb.shape == (1, 1536)
+
+
+def test_training_and_scoring_windows_pool_by_one_rule():
+    """The cached-teacher features of training windows (teach.pool) and the scoring windows of
+    inference (pool_windows) use one chunk-assignment rule."""
+    from vocalprint import teach
+
+    rng = np.random.default_rng(0)
+    starts = np.arange(0, 58, 1.0)
+    logits, emb = rng.normal(size=(len(starts), 7)), rng.normal(size=(len(starts), 4))
+    lm, em = T.pool_windows(starts, logits, emb, chunk_s=3.0, window_s=5.0, n_windows=12)
+    bounds = np.stack([np.arange(12) * 5.0, np.arange(1, 13) * 5.0], axis=1)
+    lt, et = teach.pool(starts, logits, emb, bounds, chunk_s=3.0)
+    np.testing.assert_allclose(lt[:-1], lm[:-1])
+    np.testing.assert_allclose(et[:-1], em[:-1], rtol=1e-6)
+    overlapping = teach.pool(starts, logits, emb, np.array([[0.0, 5.0], [2.5, 7.5]]), chunk_s=3.0)[0]
+    np.testing.assert_allclose(overlapping[1], logits[1:6].max(axis=0))  # starts 1..5: centres 2.5 .. 6.5

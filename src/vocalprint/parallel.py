@@ -16,6 +16,15 @@ from typing import Any, Callable, Iterator, Sequence
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "dask-local", "dask")
 _CLIENT: Any = None  # the Dask client of the current run, set by ``executor()``
+_PROCESS_CACHE: dict = {}
+
+
+def process_cached(key, factory: Callable[[], Any]) -> Any:
+    """One instance per worker process of what tasks cannot carry (TFLite interpreters, models
+    read from disk): predictors and stage arguments are pickled per task, these are not."""
+    if key not in _PROCESS_CACHE:
+        _PROCESS_CACHE[key] = factory()
+    return _PROCESS_CACHE[key]
 
 
 def progress_bar(total: int, *, desc: str, enabled: bool = True):

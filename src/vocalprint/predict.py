@@ -10,18 +10,9 @@ from . import artifacts as A
 from .audio import frame_windows
 from .config import Config
 from .mel import logmel
+from .parallel import process_cached
 from .pool import pool_mel, pool_tokens
 from .tokens import Codebook
-
-
-_PROCESS_CACHE: dict = {}
-
-
-def process_cached(key, factory):
-    """One instance per worker process (predictors are pickled per task; interpreters are not)."""
-    if key not in _PROCESS_CACHE:
-        _PROCESS_CACHE[key] = factory()
-    return _PROCESS_CACHE[key]
 
 
 def mel_frames(x: np.ndarray, cfg: Config, shared: dict | None) -> np.ndarray:

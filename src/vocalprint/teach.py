@@ -7,7 +7,6 @@ be pooled later without running the teacher again.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ from . import mel as M
 from .audio import AudioError, load_audio
 from .config import Config, ConfigError, fingerprint
 from .dataset import Dataset
-from .parallel import map_files
+from .parallel import map_files, process_cached
 
 log = logging.getLogger(__name__)
 CHUNK_S = {"birdnet": 3.0, "perch": 5.0}
@@ -102,11 +101,6 @@ def chunk_outputs(net, x: np.ndarray, *, cfg: Config) -> tuple[np.ndarray, np.nd
     return net.chunk_outputs(x, stride_s=cfg.teacher.stride_s, sr=cfg.audio.sr)
 
 
-@functools.lru_cache(maxsize=1)
-def _net(model_dir: str, cfg: Config):
-    return runner(Path(model_dir), cfg)
-
-
 def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Config) -> str:
     if out.is_file():
         return ""
@@ -114,7 +108,8 @@ def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Co
         x = load_audio(path, sr=cfg.audio.sr)
     except AudioError as e:
         return str(e)
-    starts, logits, emb = chunk_outputs(_net(model_dir, cfg), x, cfg=cfg)
+    net = process_cached(("teacher", model_dir, cfg.teacher), lambda: runner(Path(model_dir), cfg))
+    starts, logits, emb = chunk_outputs(net, x, cfg=cfg)
     sel = np.full((len(starts), len(cols)), np.nan, np.float32)
     sel[:, cols >= 0] = logits[:, cols[cols >= 0]]
     with A.atomic_path(out) as tmp:
@@ -160,17 +155,11 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
 
 def pool(starts: np.ndarray, logits: np.ndarray, emb: np.ndarray, bounds_s: np.ndarray, *,
          chunk_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pool chunks into windows [n, 2] (start, stop seconds): chunks whose centre lies inside a
-    window, else the nearest one. Logits: max; embeddings: mean. -> ([n, S], [n, D]) float32."""
-    centres = starts + chunk_s / 2
-    lo, em = [], []
-    for a, b in bounds_s:
-        idx = np.flatnonzero((centres >= a) & (centres < b))
-        if not len(idx):
-            idx = [int(np.argmin(np.abs(centres - (a + b) / 2)))]
-        lo.append(logits[idx].max(axis=0))
-        em.append(emb[idx].astype(np.float32).mean(axis=0))
-    return np.stack(lo).astype(np.float32), np.stack(em).astype(np.float32)
+    """Pool cached chunks into windows [n, 2] (start, stop seconds) with the same rule as
+    inference (:func:`vocalprint.teacher.assign_bounds`): logits max, embeddings mean, float32."""
+    from .teacher import assign_bounds, pool_groups
+
+    return pool_groups(assign_bounds(starts, chunk_s=chunk_s, bounds_s=bounds_s), logits, emb)
 
 
 def features_key(cfg: Config, teacher_key: str, feat_key: str) -> str:
