@@ -9,6 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests"))  # standin.py
 DEV = REPO.parent / "shared" / "data" / "dev"
 
 from vocalprint import config as C  # noqa: E402
@@ -46,6 +47,19 @@ def trained(demo_dir, small_cfg, tmp_path_factory):
     ds = dataset.load(demo_dir)
     pred = pipeline.predictor(small_cfg, ds, root, "stsg-linear")
     return root, ds, pred
+
+
+@pytest.fixture(scope="session")
+def standin_teacher(demo_dir, tmp_path_factory) -> tuple[str, str]:
+    """(model_path, labels_path) of a small BirdNET-shaped stand-in teacher whose labels start
+    with the demo species; it "hears" the first demo species (logit +8) and nothing else (-8)."""
+    import pandas as pd
+    from standin import birdnet_labels, make_birdnet_standin
+
+    tax = pd.read_csv(demo_dir / "taxonomy.csv")
+    labels = birdnet_labels(list(zip(tax["scientific_name"], tax["common_name"])))
+    m, lab = make_birdnet_standin(tmp_path_factory.mktemp("standin"), labels, bias={0: 8.0})
+    return str(m), str(lab)
 
 
 @pytest.fixture

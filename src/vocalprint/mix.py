@@ -118,6 +118,26 @@ def _fade(n: int, sr: int, fade_s: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def pick_clips(pool: np.ndarray, primary: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted unique rows of ``pool`` (training rows) to load for one batch of mixes: all of them if
+    ``len(pool) <= n``, else ``n`` drawn species first (a primary label uniformly, then one of its
+    clips), so rare species are mixed as often as common ones. Bounds the audio held at once to
+    ``n`` clips whatever the size of the training set."""
+    pool = np.asarray(pool, np.int64)
+    if len(pool) <= n:
+        return np.sort(pool)
+    prim = np.asarray(primary)[pool]
+    by = {s: pool[prim == s] for s in np.unique(prim)}
+    sp = list(by)
+    out: set[int] = set()
+    for _ in range(50 * n):  # draw until n distinct clips (bounded: pool > n guarantees progress)
+        rows = by[sp[int(rng.integers(len(sp)))]]
+        out.add(int(rows[int(rng.integers(len(rows)))]))
+        if len(out) == n:
+            break
+    return np.array(sorted(out), np.int64)
+
+
 def mix_windows(clips: Sequence[np.ndarray], labels: np.ndarray, backgrounds: Sequence[np.ndarray], *,
                 n: int, sr: int, snr_db: tuple[float, float] = (-10.0, 15.0), seed: int = 0,
                 window_s: float = 5.0, min_overlap_s: float = 0.3, max_calls: int = 3,
@@ -245,5 +265,5 @@ def frame_targets(events: list[dict], clips: Sequence[np.ndarray], labels: np.nd
     return out
 
 
-__all__ = ["activity_mask", "coloured_noise", "frame_targets", "highpass", "mix_windows", "power",
+__all__ = ["activity_mask", "coloured_noise", "frame_targets", "highpass", "mix_windows", "pick_clips", "power",
            "quiet_segments", "sample_mask"]

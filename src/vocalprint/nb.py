@@ -43,7 +43,8 @@ class NBConfig:
     views: tuple[str, ...] = ("logmel", "pcen")  # any of logmel, pcen, pcen1 (PCEN, seed+1), subbands
     k: int = 1024  # codebook size per view (subbands: k // 4 per band group)
     n_mixes: int = 2000  # synthetic 5-s mixes counted beside the focal clips
-    max_clips_per_species: int = 20  # focal clips (per primary label) held in memory for mixing
+    max_clips_per_species: int = 20  # focal clips (per primary label) in the mixing pool
+    clips_per_batch: int = 128  # clips decoded and held for one batch of mixes (bounds memory)
     sample_frames: int = 300_000  # K-means fit sample per view (sample * n_mels * 4 bytes)
     alpha: float = 1.0  # additive smoothing of the token counts
     smooth_frames: int = 9  # moving average of frame scores (odd; 1 = off)
@@ -52,6 +53,10 @@ class NBConfig:
     max_clip_s: float = 30.0  # a mixing clip is cut to its first max_clip_s seconds (0 = whole)
     max_soundscapes: int = 50  # train soundscapes used as mix backgrounds and in the K-means sample
     mix_batch: int = 250  # mixes made (and seeded) per batch; bounds mix audio in memory
+    # teacher-taught targets (0 = off: no teacher run). For species the teacher knows a frame's
+    # target is (1 - w) * its carried label + w * the teacher's probability for its 5-s window, on
+    # the mixes and on the (otherwise unlabelled) train soundscapes, which are counted only then.
+    teacher_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,26 @@ def nb_table(pos: np.ndarray, tot: np.ndarray, *, alpha: float = 1.0) -> np.ndar
     return (lp - ln).astype(np.float32)
 
 
+def taught_targets(frame_targets: np.ndarray, teacher_prob: np.ndarray, *, weight: float) -> np.ndarray:
+    """Blend carried frame targets [t, S] with the teacher's probability [S] for the window holding
+    them: ``(1 - weight) * targets + weight * prob`` where ``prob`` is finite (a species the
+    teacher knows), the targets unchanged where it is NaN. Pure; float32 [t, S]."""
+    y = np.asarray(frame_targets, np.float32)
+    p = np.asarray(teacher_prob, np.float32)
+    if p.shape != y.shape[-1:]:
+        raise ValueError(f"teacher probabilities {p.shape} do not match targets {y.shape}")
+    known = np.isfinite(p)
+    out = y.copy()
+    out[:, known] = (1.0 - weight) * y[:, known] + weight * p[known][None]
+    return out
+
+
+def teacher_probs(logits: np.ndarray) -> np.ndarray:
+    """Sigmoid of teacher logits, NaN kept (species the teacher does not know)."""
+    lo = np.asarray(logits, np.float64)
+    return (1.0 / (1.0 + np.exp(-np.clip(lo, -50, 50)))).astype(np.float32)
+
+
 def clip_targets(active: np.ndarray, label_row: np.ndarray) -> np.ndarray:
     """Frame targets of a focal clip: ``label_row`` on its active frames, 0 elsewhere. [t, S]"""
     return np.asarray(active, np.float32)[:, None] * np.asarray(label_row, np.float32)[None]
@@ -206,10 +231,71 @@ def _features(frames: np.ndarray, v: _View, tcfg) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def key(cfg: "Config", ds: "Dataset") -> str:
+def key(cfg: "Config", ds: "Dataset", teacher_key: str = "") -> str:
     from .config import fingerprint
 
+    if cfg.nb.teacher_weight > 0:  # the teacher's cache (its model, stride, ...) shapes the tables
+        return fingerprint("nb", cfg.audio, cfg.mel, cfg.nb, ds.fingerprint(), teacher_key)
     return fingerprint("nb", cfg.audio, cfg.mel, cfg.nb, ds.fingerprint())
+
+
+def uses_teacher(cfg: "Config") -> bool:
+    w = cfg.nb.teacher_weight
+    if not 0.0 <= w <= 1.0:
+        from .config import ConfigError
+
+        raise ConfigError(f"nb.teacher_weight must be in [0, 1], got {w}")
+    return w > 0
+
+
+class _Teacher:
+    """The teacher as the tables see it: window probabilities of the competition species (NaN where
+    it does not know one) for mix audio (run now) and train soundscapes (from the teacher cache)."""
+
+    def __init__(self, cfg: "Config", ds: "Dataset", root: Path, cache_dir: Path):
+        from . import teach
+
+        self.cfg, self.cache_dir = cfg, Path(cache_dir)
+        self.model_dir = teach.prepare(cfg, root)
+        self.cols = teach.species_columns(self.model_dir, ds, cfg)
+        self._net = None
+
+    def _select(self, logits: np.ndarray) -> np.ndarray:
+        sel = np.full(logits.shape[:-1] + (len(self.cols),), np.nan, np.float32)
+        sel[..., self.cols >= 0] = logits[..., self.cols[self.cols >= 0]]
+        return sel
+
+    def window_prob(self, audio: np.ndarray) -> np.ndarray:
+        """[S] probabilities of one 5-s window of audio: max over the teacher's chunks."""
+        from . import teach
+
+        if self._net is None:
+            self._net = teach.runner(self.model_dir, self.cfg)
+        _, lo, _ = teach.chunk_outputs(self._net, audio, cfg=self.cfg)
+        return teacher_probs(self._select(lo).max(axis=0))
+
+    def soundscape_targets(self, name: str, n_frames: int) -> np.ndarray | None:
+        """Frame targets [t, S] of a train soundscape: ``weight`` x the teacher's probability of the
+        5-s window holding each frame, from the cached chunk logits; None if it has no cache entry."""
+        from . import mel as M
+        from . import teach
+        from .audio import frame_windows
+        from .teach import CHUNK_S
+
+        f = self.cache_dir / "chunks" / (M.npy_name(name)[:-4] + ".npz")
+        if not f.is_file():
+            return None
+        c = self.cfg
+        with np.load(f) as z:
+            starts, logits, emb = z["starts"], z["logits"], z["emb"]
+        n = max(1, int(np.ceil(n_frames * c.mel.hop / c.audio.sr / c.audio.window_s)))
+        bounds_s = np.stack([np.arange(n), np.arange(1, n + 1)], 1) * c.audio.window_s
+        lo, _ = teach.pool(starts, logits, emb, bounds_s, chunk_s=CHUNK_S[c.teacher.model])
+        p = teacher_probs(lo)
+        out = np.zeros((n_frames, len(self.cols)), np.float32)
+        for i, (a, b) in enumerate(frame_windows(n_frames, n=n, sr=c.audio.sr, hop=c.mel.hop, window_s=c.audio.window_s)):
+            out[a:b] = taught_targets(out[a:b], p[i], weight=c.nb.teacher_weight)
+        return out
 
 
 def _frontends(vs: list[_View]) -> tuple[str, ...]:
@@ -263,9 +349,10 @@ def _mixing_clips(cfg: "Config", ds: "Dataset", ok: np.ndarray) -> np.ndarray:
 
 
 def _make_mixes(cfg: "Config", ds: "Dataset", work: Path, labels: np.ndarray, clip_rows: np.ndarray,
-                soundscapes: list[Path], fronts: tuple[str, ...], timer) -> list[Path]:
+                soundscapes: list[Path], fronts: tuple[str, ...], teacher: "_Teacher | None" = None) -> list[Path]:
     """Synthetic mixes in batches -> ``work/mixes/batch_<i>.npz`` (front-end frames float16
-    [b, t, n_mels] and frame targets float16 [b, t, S]); audio of one batch at a time."""
+    [b, t, n_mels] and frame targets float16 [b, t, S], blended with the teacher's window
+    probabilities when ``teacher`` is given); audio of one batch at a time."""
     from . import artifacts as A
     from . import mix
     from .audio import AudioError, load_audio
@@ -277,16 +364,25 @@ def _make_mixes(cfg: "Config", ds: "Dataset", work: Path, labels: np.ndarray, cl
     if all(f.is_file() for f in files):
         return files
     max_s = nb.max_clip_s if nb.max_clip_s > 0 else None
-    clips, lab = [], []
-    for r in clip_rows:
-        try:
-            clips.append(load_audio(ds.train["path"].iloc[r], sr=sr, max_s=max_s))
-            lab.append(labels[r])
-        except AudioError as e:
-            log.warning("nb: mixing clip skipped: %s", e)
-    if not clips:
-        return []
-    lab = np.stack(lab)
+    prim = ds.train["primary"].to_numpy()
+    loaded: dict[int, np.ndarray] = {}
+
+    def batch_clips(i: int) -> list[int]:
+        """Rows mixed in batch ``i``, loaded (at most ``clips_per_batch`` clips held at once)."""
+        nonlocal loaded
+        rows = mix.pick_clips(clip_rows, prim, nb.clips_per_batch, np.random.default_rng((nb.seed, i)))
+        keep = {}
+        for r in rows:
+            if r in loaded:
+                keep[r] = loaded[r]
+                continue
+            try:
+                keep[r] = load_audio(ds.train["path"].iloc[r], sr=sr, max_s=max_s)
+            except AudioError as e:
+                log.warning("nb: mixing clip skipped: %s", e)
+        loaded = keep
+        return [r for r in rows if r in keep]
+
     bgs: list[np.ndarray] = []
     for p in soundscapes:
         try:
@@ -301,9 +397,17 @@ def _make_mixes(cfg: "Config", ds: "Dataset", work: Path, labels: np.ndarray, cl
         if f.is_file():
             bar.update(n)
             continue
+        rows = batch_clips(i)
+        if not rows:
+            log.warning("nb: no mixing clip could be decoded; no mixes")
+            return []
+        clips, lab = [loaded[r] for r in rows], labels[rows]
         audio, _, events, _ = mix.mix_windows(clips, lab, bgs, n=n, sr=sr, seed=nb.seed * 1_000_003 + i,
                                               window_s=cfg.audio.window_s, return_events=True)
         ft = mix.frame_targets(events, clips, lab, n=n, sr=sr, window_s=cfg.audio.window_s, hop=cfg.mel.hop)
+        if teacher is not None:
+            for j, a in enumerate(audio):
+                ft[j] = taught_targets(ft[j], teacher.window_prob(a), weight=nb.teacher_weight)
         fe = [front_ends(a, sr=sr, cfg=cfg.mel, which=fronts) for a in audio]
         del audio
         arrs = {fr: np.stack([e[fr] for e in fe]).astype(np.float16) for fr in fronts}
@@ -343,19 +447,28 @@ def _iter_frames(items, fronts):
                 yield kind, {fr: zz[fr] for fr in fronts}, (zz["active"] if kind == "clip" else None)
 
 
-def run(cfg: "Config", ds: "Dataset", root: Path) -> Path:
-    """Build codebooks and NB tables of every view -> ``<root>/nb/<key>/`` (cached)."""
+def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = None) -> Path:
+    """Build codebooks and NB tables of every view -> ``<root>/nb/<key>/`` (cached).
+
+    ``teacher_dir``: the teacher cache (:func:`vocalprint.teach.run`), needed when
+    ``nb.teacher_weight > 0``; the teacher then also labels every mix as it is made."""
     from . import artifacts as A
     from . import mel as M
     from .dataset import DatasetError
     from .parallel import map_files, progress_bar
     from .tokens import fit_codebook
 
-    final = A.stage_dir(root, "nb", key(cfg, ds))
+    taught = uses_teacher(cfg)
+    if taught and teacher_dir is None:
+        from .config import ConfigError
+
+        raise ConfigError("nb.teacher_weight > 0 needs the teacher cache (pipeline.train_ builds it)")
+    final = A.stage_dir(root, "nb", key(cfg, ds, Path(teacher_dir).name if taught else ""))
     if A.is_complete(final):
         log.info("nb: cached at %s", final)
         return final
     work = A.partial_dir(final)
+    teacher = _Teacher(cfg, ds, root, Path(teacher_dir)) if taught else None
     nb, sr = cfg.nb, cfg.audio.sr
     vs = views(nb, cfg.mel.n_mels)
     fronts = _frontends(vs)
@@ -387,9 +500,10 @@ def run(cfg: "Config", ds: "Dataset", root: Path) -> Path:
     # 2. synthetic mixes
     with timer("mixes"):
         ss_ok = [Path(t[0]) for t, r in zip(tasks[nc:], res[nc:]) if not r[1]]
-        mix_files = _make_mixes(cfg, ds, work, labels, _mixing_clips(cfg, ds, clip_ok), ss_ok, fronts, timer)
+        mix_files = _make_mixes(cfg, ds, work, labels, _mixing_clips(cfg, ds, clip_ok), ss_ok, fronts, teacher)
     items = _items([clip_out[i] for i in clip_rows], ss_files, mix_files)
     item_labels = {str(clip_out[i]): labels[i] for i in clip_rows}
+    ss_names = {str(o): f"train_soundscapes/{p.name}" for o, p in zip(ss_out, ss)}
     n_frames = np.array([res[i][0] for i in clip_rows] + [r[0] for o, r in zip(ss_out, res[nc:]) if not r[1]]
                         + [0] * (len(items) - len(clip_rows) - len(ss_files)), np.int64)
     if len(mix_files):
@@ -421,13 +535,20 @@ def run(cfg: "Config", ds: "Dataset", root: Path) -> Path:
     pos = {v.name: np.zeros((v.k, n_sp)) for v in vs}
     tot = {v.name: np.zeros(v.k) for v in vs}
     mix_tok = {v.name: [] for v in vs}
+    n_taught_ss = 0
     bar = progress_bar(len(items), desc="nb counts", enabled=cfg.run.progress)
     with timer("count"):
         for (kind, f, _), (_, fr, extra) in zip(items, _iter_frames(items, fronts)):
-            if kind == "ss":
-                bar.update()
-                continue
-            y = clip_targets(extra, item_labels[str(f)]) if kind == "clip" else np.asarray(extra, np.float32)
+            if kind == "ss":  # unlabelled: counted only with the teacher's probabilities as targets
+                y = teacher.soundscape_targets(ss_names[str(f)], len(fr[fronts[0]])) if teacher else None
+                if y is None:
+                    bar.update()
+                    continue
+                n_taught_ss += 1
+            elif kind == "clip":
+                y = clip_targets(extra, item_labels[str(f)])
+            else:
+                y = np.asarray(extra, np.float32)
             for v in vs:
                 tok = _encode(books[v.name]._index(), _features(fr[v.frontend], v, _tokens_cfg(v, nb)))
                 add_counts(pos[v.name], tot[v.name], tok, y)
@@ -456,6 +577,9 @@ def run(cfg: "Config", ds: "Dataset", root: Path) -> Path:
         "data": str(ds.root), "data_fingerprint": ds.fingerprint(), "species": list(ds.species),
         "views": [v.__dict__ for v in vs], "n_clips": int(clip_ok.sum()), "n_mixing_clips": int(len(_mixing_clips(cfg, ds, clip_ok))),
         "n_soundscapes": len(ss_files), "n_mixes": len(mix_tok[vs[0].name]),
+        "teacher": ({"cache": Path(teacher_dir).name, "model": teacher.model_dir.name,
+                     "n_matched": int((teacher.cols >= 0).sum()), "n_soundscapes_counted": n_taught_ss}
+                    if teacher else None),
         "frames_counted": {v.name: int(tot[v.name].sum()) for v in vs}, "n_skipped": len(skipped),
         "skipped": [w for _, w in skipped][:200], "calib": calib, "seconds": timer.seconds})
 

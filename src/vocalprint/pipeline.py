@@ -65,11 +65,16 @@ def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
     if model in STUDENT_MODELS:
         return distill(cfg, ds, root)
     if model == "tokens-nb":
-        from . import nb
-
-        return nb.run(cfg, ds, root)
+        return tokens_nb(cfg, ds, root)
     *_, f = features_(cfg, ds, root)
     return train.run(cfg, f, model, root)
+
+
+def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
+    """The ``tokens-nb`` tables, after the teacher cache when the tables are teacher-taught."""
+    from . import nb
+
+    return nb.run(cfg, ds, root, teach.run(cfg, ds, root) if nb.uses_teacher(cfg) else None)
 
 
 def distill(cfg: Config, ds: Dataset, root: Path) -> Path:
@@ -104,7 +109,7 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
     elif model == "tokens-nb":
         from . import nb
 
-        pred = nb.load_predictor(nb.run(cfg, ds, root), cfg, list(ds.species))
+        pred = nb.load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     elif model in STUDENT_MODELS:
         sdir = distill(cfg, ds, root)
         f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"

@@ -52,18 +52,28 @@ def synthetic_windows(cfg: Config, ds: Dataset, model_dir: Path, cols: np.ndarra
     d = cfg.distill
     rng = np.random.default_rng(d.seed)
     tr = ds.train
-    pick = np.concatenate([rng.permutation(np.flatnonzero(tr["primary"].to_numpy() == s))[: d.mix_clips_per_species]
-                           for s in tr["primary"].unique()])
+    prim = tr["primary"].to_numpy()
+    pool = np.sort(np.concatenate([rng.permutation(np.flatnonzero(prim == s))[: d.mix_clips_per_species]
+                                   for s in tr["primary"].unique()]))
     labels_all = ds.label_matrix()
-    clips, labs = [], []
-    for i in np.sort(pick):
-        try:
-            clips.append(load_audio(tr["path"].iloc[i], sr=cfg.audio.sr, max_s=30))
-            labs.append(labels_all[i])
-        except AudioError as e:
-            log.warning("student mixes: skipped %s", e)
+    loaded: dict[int, np.ndarray] = {}
+
+    def batch_clips(s: int) -> list[int]:  # at most mix_clips_per_batch clips decoded and held at once
+        nonlocal loaded
+        keep = {}
+        for r in mix.pick_clips(pool, prim, d.mix_clips_per_batch, np.random.default_rng((d.seed, s))):
+            try:
+                keep[r] = loaded[r] if r in loaded else load_audio(tr["path"].iloc[r], sr=cfg.audio.sr, max_s=30)
+            except AudioError as e:
+                log.warning("student mixes: skipped %s", e)
+        loaded = keep
+        return list(keep)
+
+    ss = list(ds.train_soundscapes)
+    if len(ss) > d.mix_soundscapes:  # backgrounds: a seeded sample bounds the audio held
+        ss = [ss[i] for i in np.sort(rng.choice(len(ss), d.mix_soundscapes, replace=False))]
     backgrounds = []
-    for p in ds.train_soundscapes:
+    for p in ss:
         try:
             backgrounds += mix.quiet_segments(load_audio(p, sr=cfg.audio.sr), cfg.audio.sr, seg_s=5, hop_s=2.5)
         except AudioError as e:
@@ -75,7 +85,11 @@ def synthetic_windows(cfg: Config, ds: Dataset, model_dir: Path, cols: np.ndarra
     bar = progress_bar(d.n_mixes, desc="student mixes", enabled=cfg.run.progress)
     for s in range(0, d.n_mixes, 200):  # batches bound the audio held at once
         m = min(200, d.n_mixes - s)
-        audio, y = mix.mix_windows(clips, np.asarray(labs), backgrounds, n=m, sr=cfg.audio.sr, seed=d.seed + s)
+        rows = batch_clips(s)
+        if not rows:
+            raise AudioError(f"{ds.root / 'train_audio'}: no clip for the student's mixes could be decoded")
+        audio, y = mix.mix_windows([loaded[r] for r in rows], labels_all[rows], backgrounds, n=m, sr=cfg.audio.sr,
+                                   seed=d.seed + s)
         for j, a in enumerate(audio):
             X[s + j] = student_windows(logmel(a, sr=cfg.audio.sr, cfg=cfg.mel), n=1, fpw=fpw, cfg=cfg)[0]
             _, lo, em = teach.chunk_outputs(net, a, cfg=cfg)

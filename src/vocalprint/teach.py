@@ -25,9 +25,14 @@ log = logging.getLogger(__name__)
 CHUNK_S = {"birdnet": 3.0, "perch": 5.0}
 
 
+def _labels_part(cfg: Config) -> tuple[str, ...]:
+    """The custom label list in a key only when one is given (keys of existing caches stay)."""
+    return (f"labels={cfg.teacher.labels_path}",) if cfg.teacher.labels_path else ()
+
+
 def model_key(cfg: Config) -> str:
     t = cfg.teacher
-    return fingerprint("teacher-model", t.model, t.variant, t.model_path, t.perch_dir)
+    return fingerprint("teacher-model", t.model, t.variant, t.model_path, t.perch_dir, *_labels_part(cfg))
 
 
 def prepare(cfg: Config, root: Path) -> Path:
@@ -43,6 +48,11 @@ def prepare(cfg: Config, root: Path) -> Path:
     with timer("prepare"):
         if t.model == "birdnet":
             src, labels = (Path(t.model_path), TT.birdnet_files()[1]) if t.model_path else TT.birdnet_files()
+            if t.labels_path:  # e.g. a BirdNET custom classifier with its own label list
+                labels = Path(t.labels_path)
+            for f in (src, labels):
+                if not Path(f).is_file():
+                    raise ConfigError(f"teacher: {f} does not exist")
             fp32 = work / "fp32.tflite"
             if not fp32.is_file():
                 TT.expose_embedding(src, fp32)
@@ -120,7 +130,7 @@ def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Co
 
 def cache_key(cfg: Config, ds: Dataset) -> str:
     t = cfg.teacher
-    return fingerprint("teacher", t.model, t.variant, t.stride_s, t.model_path, t.perch_dir, cfg.audio,
+    return fingerprint("teacher", t.model, t.variant, t.stride_s, t.model_path, t.perch_dir, *_labels_part(cfg), cfg.audio,
                        ds.fingerprint(), list(ds.species))
 
 
