@@ -180,3 +180,15 @@ def test_budget_projection_with_injected_clock():
     assert b.projected_total(600) == pytest.approx(110)
     assert b.over(600) and not b.over(300)
     assert b.can_afford(60) and not b.can_afford(600)
+
+
+def test_loudness_baseline_ranks_louder_windows_higher(small_cfg):
+    from vocalprint.predict import LoudnessPredictor
+
+    pred = LoudnessPredictor(cfg=small_cfg, species=["a", "b", "c"])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(15 * 32000).astype(np.float32) * 0.001
+    x[5 * 32000:10 * 32000] *= 100.0  # the middle window is 40 dB louder
+    p = pred.predict(x, 4, {})  # the 4th window lies past the audio
+    assert p.shape == (4, 3) and np.isfinite(p).all() and (p[:, 0:1] == p).all()  # species-blind
+    assert p[1, 0] > p[0, 0] + 0.1 and p[1, 0] > p[2, 0] + 0.1 and p[3, 0] == 0.5

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
 TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
 STUDENT_MODELS = ("student", "student-fp32")
-MODELS = HEAD_MODELS + ("tokens-nb",) + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
+MODELS = HEAD_MODELS + ("tokens-nb", "loudness") + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
 BENCH_DEFAULT = ("stsg-linear", "melstats-linear", "tokens-nb", "birdnet-zeroshot", "birdnet-probe", "student")
 
 
@@ -66,6 +66,8 @@ def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
         return distill(cfg, ds, root)
     if model == "tokens-nb":
         return tokens_nb(cfg, ds, root)
+    if model == "loudness":  # nothing to train
+        return root
     *_, f = features_(cfg, ds, root)
     return train.run(cfg, f, model, root)
 
@@ -106,6 +108,10 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
                                 model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
                                 columns=teach.species_columns(mdir, ds, tcfg),
                                 head=A.load_joblib(tr / "head.joblib"))
+    elif model == "loudness":
+        from .predict import LoudnessPredictor
+
+        pred = LoudnessPredictor(cfg=cfg, species=list(ds.species))
     elif model == "tokens-nb":
         from . import nb
 

@@ -69,6 +69,30 @@ class HeadPredictor:
         return p
 
 
+class LoudnessPredictor:
+    """The species-blind baseline (``MODEL=loudness``): every species gets the window's loudness,
+    the mean power of its Mel frames, as a probability (a logistic of dB, -50 dB -> 0.5). Nothing is
+    trained; it shows how much of a model's AUC is "something is calling here"."""
+
+    name = "loudness"
+
+    def __init__(self, *, cfg: Config, species: list[str]):
+        self.cfg, self.species, self.prior = cfg, list(species), None
+
+    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
+        c = self.cfg
+        clk = _Clock(times)
+        frames = mel_frames(x, c, shared)
+        clk.lap("mel")
+        out = np.full((n, len(self.species)), 0.5, np.float32)
+        for i, (a, b) in enumerate(frame_windows(len(frames), n=n, sr=c.audio.sr, hop=c.mel.hop, window_s=c.audio.window_s)):
+            if b > a:
+                db = 10.0 * np.log10(max(float(np.mean(10.0 ** (frames[a:b].astype(np.float64) / 10.0))), 1e-12))
+                out[i] = 1.0 / (1.0 + np.exp(-(db + 50.0) / 20.0))  # wide: no ties from saturation
+        clk.lap("head")
+        return out
+
+
 def load_head_predictor(model: str, cfg: Config, *, tok_dir: Path, w2v_dir: Path, train_dir: Path) -> HeadPredictor:
     from . import w2v
 
