@@ -60,7 +60,7 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
 
 
 @pytest.mark.slow
-def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp_path):
+def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp_path, monkeypatch):
     """The student on the demo data with the small stand-in teacher (BirdNET's input and output
     shapes, labels that include the demo species, so every distillation target is in play)."""
     root, ds = trained[0], trained[1]
@@ -81,3 +81,12 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     assert np.corrcoef(p8.ravel(), p32.ravel())[0, 1] > 0.9
     rep = submit.run(tcfg, ds, [s8], tmp_path / "s.csv")
     assert rep["predicted_files"] == len(ds.test_soundscapes)
+    # retraining the student (another epoch count) reuses the teacher-labelled mixes: no teacher run
+    from vocalprint import student
+
+    assert A.manifest(next((root / "tmixes").iterdir()))["n_mixes"] == 40
+    boom = lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher rerun"))  # noqa: E731
+    monkeypatch.setattr(student, "_mix_batch", boom)
+    monkeypatch.setattr(teach, "_cache_file", boom)
+    again = pipeline.distill(C.override(tcfg, "distill.epochs", "1"), ds, root)
+    assert again != sdir and A.is_complete(again)

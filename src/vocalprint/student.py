@@ -39,68 +39,128 @@ def metadata(ds: Dataset) -> np.ndarray:
     return out
 
 
-def synthetic_windows(cfg: Config, ds: Dataset, model_dir: Path, cols: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``distill.n_mixes`` teacher-labelled synthetic field windows: focal clips mixed over quiet
-    stretches of the train soundscapes (or coloured noise) at -10..+15 dB (:mod:`vocalprint.mix`).
-    Returns (log-Mel [n, fpw, n_mels] float16, teacher embedding [n, D], teacher logits of the
-    competition species [n, S] (NaN where unknown), carried labels [n, S])."""
+MIX_BATCH = 200  # mixes per task: bounds the audio held by a worker, and the unit of resumption
+
+
+def _background_segments(paths: tuple[str, ...], sr: int) -> list[np.ndarray]:
+    """Quiet 5-s stretches of the background soundscapes (read once per worker process)."""
+    from . import mix
+
+    out: list[np.ndarray] = []
+    for p in paths:
+        try:
+            out += mix.quiet_segments(load_audio(p, sr=sr), sr, seg_s=5, hop_s=2.5)
+        except AudioError as e:
+            log.warning("student mixes: skipped %s", e)
+    return out
+
+
+def _mix_batch(out: str, s: int, m: int, cfg: Config, paths: list[str], labels: np.ndarray, primary: np.ndarray,
+               soundscapes: tuple[str, ...], model_dir: str, cols: np.ndarray) -> int:
+    """Batch ``s`` of ``m`` teacher-labelled mixes (seed ``distill.seed + s``) -> ``out`` (.npz with
+    ``mel`` [m, fpw, n_mels] float16, teacher ``emb`` [m, D], ``logits`` of the competition species
+    [m, S] (NaN where unknown), carried ``labels`` [m, S]). Holds at most ``mix_clips_per_batch``
+    clips, drawn from the pool ``paths``. Returns m (0 when ``out`` was already written)."""
     from . import mix
     from .mel import logmel
+    from .parallel import process_cached
     from .predict import student_windows
 
+    o = Path(out)
+    if o.is_file():  # written (atomically) before an interruption
+        return 0
+    d, sr = cfg.distill, cfg.audio.sr
+    clips, labs = [], []
+    for r in mix.pick_clips(np.arange(len(paths)), primary, d.mix_clips_per_batch, np.random.default_rng((d.seed, s))):
+        try:
+            clips.append(load_audio(paths[r], sr=sr, max_s=30))
+            labs.append(labels[r])
+        except AudioError as e:
+            log.warning("student mixes: skipped %s", e)
+    if not clips:
+        raise AudioError(f"{Path(paths[0]).parent.parent}: no clip for the student's mixes could be decoded")
+    bgs = process_cached(("student-bgs", soundscapes, sr), lambda: _background_segments(soundscapes, sr))
+    net = process_cached(("teacher", model_dir, cfg.teacher), lambda: runner(Path(model_dir), cfg))
+    audio, y = mix.mix_windows(clips, np.asarray(labs), bgs, n=m, sr=sr, seed=d.seed + s)
+    fpw = frames_per_window(cfg)
+    X = np.zeros((m, fpw, cfg.mel.n_mels), np.float16)
+    E, T = [], []
+    for j, a in enumerate(audio):
+        X[j] = student_windows(logmel(a, sr=sr, cfg=cfg.mel), n=1, fpw=fpw, cfg=cfg)[0]
+        _, lo, em = teach.chunk_outputs(net, a, cfg=cfg)
+        sel = np.full(len(cols), np.nan, np.float32)
+        sel[cols >= 0] = lo[:, cols[cols >= 0]].max(axis=0)
+        E.append(em.astype(np.float32).mean(axis=0))
+        T.append(sel)
+    with A.atomic_path(o) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, mel=X, emb=np.stack(E), logits=np.stack(T), labels=np.asarray(y, np.float32))
+    return m
+
+
+def mixes_key(cfg: Config, cache_key: str) -> str:
     d = cfg.distill
+    return fingerprint("tmixes", cfg.audio, cfg.mel, d.n_mixes, d.seed, d.mix_clips_per_species,
+                       d.mix_clips_per_batch, d.mix_soundscapes, cache_key)
+
+
+def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
+    """``distill.n_mixes`` teacher-labelled synthetic field windows -> ``<root>/tmixes/<key>/``
+    (``mel.npy`` memory-mappable, ``emb.npy``, ``logits.npy``, ``labels.npy``): focal clips over
+    quiet stretches of the train soundscapes (or coloured noise) at -10..+15 dB
+    (:mod:`vocalprint.mix`). A stage of its own, so retraining the student never reruns the
+    teacher; batches run in parallel (one teacher per worker) and resume after a kill.
+    None when ``n_mixes`` is 0."""
+    from numpy.lib.format import open_memmap
+
+    from .parallel import map_files
+
+    d = cfg.distill
+    if d.n_mixes <= 0:
+        return None
+    final = A.stage_dir(root, "tmixes", mixes_key(cfg, cache_dir.name))
+    if A.is_complete(final):
+        log.info("tmixes: cached at %s", final)
+        return final
+    work = A.partial_dir(final)
+    timer = A.Timer("tmixes")
+    model_dir = teach.prepare(cfg, root)
+    cols = np.array(A.manifest(cache_dir)["columns"])
     rng = np.random.default_rng(d.seed)
     tr = ds.train
     prim = tr["primary"].to_numpy()
     pool = np.sort(np.concatenate([rng.permutation(np.flatnonzero(prim == s))[: d.mix_clips_per_species]
                                    for s in tr["primary"].unique()]))
-    labels_all = ds.label_matrix()
-    loaded: dict[int, np.ndarray] = {}
-
-    def batch_clips(s: int) -> list[int]:  # at most mix_clips_per_batch clips decoded and held at once
-        nonlocal loaded
-        keep = {}
-        for r in mix.pick_clips(pool, prim, d.mix_clips_per_batch, np.random.default_rng((d.seed, s))):
-            try:
-                keep[r] = loaded[r] if r in loaded else load_audio(tr["path"].iloc[r], sr=cfg.audio.sr, max_s=30)
-            except AudioError as e:
-                log.warning("student mixes: skipped %s", e)
-        loaded = keep
-        return list(keep)
-
     ss = list(ds.train_soundscapes)
     if len(ss) > d.mix_soundscapes:  # backgrounds: a seeded sample bounds the audio held
         ss = [ss[i] for i in np.sort(rng.choice(len(ss), d.mix_soundscapes, replace=False))]
-    backgrounds = []
-    for p in ss:
-        try:
-            backgrounds += mix.quiet_segments(load_audio(p, sr=cfg.audio.sr), cfg.audio.sr, seg_s=5, hop_s=2.5)
-        except AudioError as e:
-            log.warning("student mixes: skipped %s", e)
+    paths = [str(p) for p in tr["path"].to_numpy()[pool]]
+    labels = ds.label_matrix()[pool]
+    tasks = [(str(work / "batches" / f"b_{s:08d}.npz"), s, min(MIX_BATCH, d.n_mixes - s), cfg, paths, labels,
+              prim[pool], tuple(str(p) for p in ss), str(model_dir), cols) for s in range(0, d.n_mixes, MIX_BATCH)]
+    with timer("mixes"):
+        map_files(_mix_batch, tasks, n_jobs=cfg.run.n_jobs, desc="student mixes", progress=cfg.run.progress)
     fpw = frames_per_window(cfg)
-    net = runner(model_dir, cfg)
-    X = np.zeros((d.n_mixes, fpw, cfg.mel.n_mels), np.float16)
-    E, T, Y = [], [], []
-    bar = progress_bar(d.n_mixes, desc="student mixes", enabled=cfg.run.progress)
-    for s in range(0, d.n_mixes, 200):  # batches bound the audio held at once
-        m = min(200, d.n_mixes - s)
-        rows = batch_clips(s)
-        if not rows:
-            raise AudioError(f"{ds.root / 'train_audio'}: no clip for the student's mixes could be decoded")
-        audio, y = mix.mix_windows([loaded[r] for r in rows], labels_all[rows], backgrounds, n=m, sr=cfg.audio.sr,
-                                   seed=d.seed + s)
-        for j, a in enumerate(audio):
-            X[s + j] = student_windows(logmel(a, sr=cfg.audio.sr, cfg=cfg.mel), n=1, fpw=fpw, cfg=cfg)[0]
-            _, lo, em = teach.chunk_outputs(net, a, cfg=cfg)
-            sel = np.full(len(cols), np.nan, np.float32)
-            sel[cols >= 0] = lo[:, cols[cols >= 0]].max(axis=0)
-            E.append(em.astype(np.float32).mean(axis=0))
-            T.append(sel)
-            bar.update()
-        Y.append(y)
-    bar.close()
-    return X, np.stack(E), np.stack(T), np.concatenate(Y).astype(np.float32)
+    with timer("assemble"):
+        X = open_memmap(work / "mel.npy", mode="w+", dtype=np.float16, shape=(d.n_mixes, fpw, cfg.mel.n_mels))
+        E, T, Y = [], [], []
+        for t in tasks:
+            with np.load(t[0]) as z:
+                X[t[1]:t[1] + t[2]] = z["mel"]
+                E.append(z["emb"])
+                T.append(z["logits"])
+                Y.append(z["labels"])
+        X.flush()
+        del X
+        A.save_npy(work / "emb.npy", np.concatenate(E).astype(np.float32))
+        A.save_npy(work / "logits.npy", np.concatenate(T).astype(np.float32))
+        A.save_npy(work / "labels.npy", np.concatenate(Y).astype(np.float32))
+    import shutil
+
+    shutil.rmtree(work / "batches", ignore_errors=True)
+    return A.finish(work, final, {"stage": "tmixes", "upstream": [cache_dir.name], "model": model_dir.name,
+                                  "n_mixes": d.n_mixes, "n_pool_clips": len(pool), "n_soundscapes": len(ss),
+                                  "seconds": timer.seconds})
 
 
 def key(cfg: Config, tfeat_key: str, cache_key: str) -> str:
@@ -148,11 +208,10 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         rows += s_rows
     n_real = len(rows)
     Xmix = None
-    if cfg.distill.n_mixes > 0:
-        with timer("mixes"):
-            model_dir = teach.prepare(cfg, root)
-            cols = np.array(A.manifest(cache_dir)["columns"])
-            Xmix, e, t, y = synthetic_windows(cfg, ds, model_dir, cols)
+    tm = mixes(cfg, ds, cache_dir, root)
+    if tm is not None:
+        Xmix = np.load(A.verified(tm / "mel.npy"), mmap_mode="r")
+        e, t, y = (np.load(A.verified(tm / f"{n}.npy")) for n in ("emb", "logits", "labels"))
         E, T, Y = np.concatenate([E, e]), np.concatenate([T, t]), np.concatenate([Y, y])
         meta = np.concatenate([meta, np.full((len(y), meta.shape[1]), np.nan, np.float32)])
         rows += [("__mix__", i, i) for i in range(len(y))]
@@ -201,7 +260,8 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
     A.write_json(work / "history.json", hist)
     return A.finish(work, final, {"stage": "student", "config": cfg.distill,
-                                  "upstream": [tfeat_dir.name, cache_dir.name], "n_windows": int(len(keep)),
+                                  "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else []),
+                                  "n_windows": int(len(keep)),
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
                                   "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),
                                   "params": D.count_params(model), "inference_params": D.inference_params(model),
