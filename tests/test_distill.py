@@ -279,3 +279,21 @@ def test_training_is_deterministic_and_progress_runs() -> None:
     (m1, h1), (m2, h2) = runs
     assert h1["loss"] == h2["loss"]
     assert all(np.array_equal(a, b) for a, b in zip(m1.get_weights(), m2.get_weights()))
+
+
+def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:
+    x = np.full((2, 4, 3), -20.0, np.float32)
+    xo = np.full((2, 4, 3), -20.0, np.float32)
+    te, teo = np.ones((2, 5), np.float32), np.zeros((2, 5), np.float32)
+    tl = np.array([[1.0, -3.0], [0.0, 0.0]], np.float32)
+    tlo = np.array([[-2.0, 2.0], [5.0, 5.0]], np.float32)
+    y = np.array([[1.0, 0.0], [0.0, 0.0]], np.float32)
+    yo = np.array([[np.nan, np.nan], [1.0, 1.0]], np.float32)  # the partner is unlabelled
+    m, mo = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
+    b = [x, te, tl, y, m]
+    distill.pair_up(b, [xo, teo, tlo, yo, mo], np.array([True, False]))
+    np.testing.assert_allclose(b[0][0], -20.0 + 10 * np.log10(2.0), rtol=1e-5)  # two equal powers: +3 dB
+    np.testing.assert_array_equal(b[0][1], -20.0)  # the row not hit is untouched
+    np.testing.assert_array_equal(b[2][0], [1.0, 2.0])  # teacher logits: max
+    assert np.isnan(b[3][0]).all() and np.isnan(b[1][0]).all() and np.isnan(b[4][0]).all()
+    np.testing.assert_array_equal(b[3][1], [0.0, 0.0]) and np.testing.assert_array_equal(b[1][1], 1.0)

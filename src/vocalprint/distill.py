@@ -90,6 +90,9 @@ class StudentConfig:
     freq_mask_max: int = 16  # mel bands
     gain_db: float = 6.0  # uniform random offset in [-gain_db, +gain_db] dB
     metadata: bool = True
+    # probability that a training window is summed (in power) with another random training window;
+    # the pair's targets: max of the teacher logits and of the labels, no embedding or metadata target
+    mix_pairs: float = 0.0
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
     n_mixes: int = 2000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
@@ -303,6 +306,22 @@ def _augment(x: Any, gen: Any, cfg: StudentConfig) -> Any:
 # training
 
 
+def pair_up(b: list, other: list, hit: np.ndarray) -> None:
+    """Sum the windows of batch ``b`` (x dB, teacher emb, teacher logits, labels, meta) with those
+    of ``other`` where ``hit``, in place: power sum of the dB spectrograms; logits and labels the
+    element-wise max (NaN stays NaN: an unknown stays unknown); embedding and metadata targets NaN
+    (the teacher's embedding of the sum is not known)."""
+    if not hit.any():
+        return
+    x, te, tl, y, m = b
+    xo, _, tlo, yo, _ = other
+    x[hit] = 10.0 * np.log10(10.0 ** (x[hit] / 10.0) + 10.0 ** (xo[hit] / 10.0))
+    te[hit] = np.nan
+    tl[hit] = np.maximum(tl[hit], tlo[hit])
+    y[hit] = np.maximum(y[hit], yo[hit])
+    m[hit] = np.nan
+
+
 def _check(name: str, a: np.ndarray | None, n: int, ndim: int = 2) -> None:
     if a is None:
         return
@@ -423,6 +442,12 @@ def train_student(
                  else np.zeros((len(idx), 1), np.float32))
         return b
 
+    def train_batch(idx: np.ndarray) -> list:
+        b = batch(train_arrs, idx)
+        if cfg.mix_pairs > 0:
+            pair_up(b, batch(train_arrs, np.sort(rng.integers(0, n, len(idx)))), rng.random(len(idx)) < cfg.mix_pairs)
+        return b
+
     keys = ["loss", "emb", "soft", "label"] + (["meta"] if has_meta else [])
     hist: dict[str, Any] = {k: [] for k in keys}
     if val is not None:
@@ -453,7 +478,7 @@ def train_student(
         sums = {k: 0.0 for k in keys}
         for s in range(steps):
             idx = np.sort(perm[s * bs:(s + 1) * bs])
-            ls = train_step(*batch(train_arrs, idx))
+            ls = train_step(*train_batch(idx))
             for k in keys:
                 sums[k] += float(ls[k])
             if bar is not None:
