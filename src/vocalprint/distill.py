@@ -467,9 +467,9 @@ def train_student(
     rng = np.random.default_rng(cfg.seed)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .parallel import progress_bar  # the project's bar: off when stderr is not a terminal
 
-        bar = tqdm(total=total, desc="student", unit="batch")
+        bar = progress_bar(total, desc="student")
     t0 = time.perf_counter()
     ep_s: list[float] = []
     for ep in range(cfg.epochs):
