@@ -92,7 +92,7 @@ class StudentConfig:
     metadata: bool = True
     # probability that a training window is summed (in power) with another random training window;
     # the pair's targets: max of the teacher logits and of the labels, no embedding or metadata target
-    mix_pairs: float = 0.0
+    mix_pairs: float = 0.5
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
     n_mixes: int = 2000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool

@@ -261,11 +261,6 @@ class _Teacher:
         self.cols = teach.species_columns(self.model_dir, ds, cfg)
         self._net = None
 
-    def _select(self, logits: np.ndarray) -> np.ndarray:
-        sel = np.full(logits.shape[:-1] + (len(self.cols),), np.nan, np.float32)
-        sel[..., self.cols >= 0] = logits[..., self.cols[self.cols >= 0]]
-        return sel
-
     def window_prob(self, audio: np.ndarray) -> np.ndarray:
         """[S] probabilities of one 5-s window of audio: max over the teacher's chunks."""
         from . import teach
@@ -273,7 +268,7 @@ class _Teacher:
         if self._net is None:
             self._net = teach.runner(self.model_dir, self.cfg)
         _, lo, _ = teach.chunk_outputs(self._net, audio, cfg=self.cfg)
-        return teacher_probs(self._select(lo).max(axis=0))
+        return teacher_probs(teach.select_species(lo, self.cols).max(axis=0))
 
     def soundscape_targets(self, name: str, n_frames: int) -> np.ndarray | None:
         """Frame targets [t, S] of a train soundscape: ``weight`` x the teacher's probability of the

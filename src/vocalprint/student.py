@@ -88,10 +88,8 @@ def _mix_batch(out: str, s: int, m: int, cfg: Config, paths: list[str], labels: 
     for j, a in enumerate(audio):
         X[j] = student_windows(logmel(a, sr=sr, cfg=cfg.mel), n=1, fpw=fpw, cfg=cfg)[0]
         _, lo, em = teach.chunk_outputs(net, a, cfg=cfg)
-        sel = np.full(len(cols), np.nan, np.float32)
-        sel[cols >= 0] = lo[:, cols[cols >= 0]].max(axis=0)
         E.append(em.astype(np.float32).mean(axis=0))
-        T.append(sel)
+        T.append(teach.select_species(lo, cols).max(axis=0))
     with A.atomic_path(o) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, mel=X, emb=np.stack(E), logits=np.stack(T), labels=np.asarray(y, np.float32))

@@ -111,6 +111,15 @@ def chunk_outputs(net, x: np.ndarray, *, cfg: Config) -> tuple[np.ndarray, np.nd
     return net.chunk_outputs(x, stride_s=cfg.teacher.stride_s, sr=cfg.audio.sr)
 
 
+def select_species(logits: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Teacher logits [..., C] -> the competition species' columns [..., S] float32, NaN where
+    the teacher does not know a species (``cols`` from :func:`species_columns`, -1 = unknown)."""
+    cols = np.asarray(cols)
+    sel = np.full(np.shape(logits)[:-1] + (len(cols),), np.nan, np.float32)
+    sel[..., cols >= 0] = np.asarray(logits)[..., cols[cols >= 0]]
+    return sel
+
+
 def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Config) -> str:
     if out.is_file():
         return ""
@@ -120,8 +129,7 @@ def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Co
         return str(e)
     net = process_cached(("teacher", model_dir, cfg.teacher), lambda: runner(Path(model_dir), cfg))
     starts, logits, emb = chunk_outputs(net, x, cfg=cfg)
-    sel = np.full((len(starts), len(cols)), np.nan, np.float32)
-    sel[:, cols >= 0] = logits[:, cols[cols >= 0]]
+    sel = select_species(logits, cols)
     with A.atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, starts=starts.astype(np.float32), logits=sel, emb=emb.astype(np.float16))
