@@ -94,7 +94,7 @@ class StudentConfig:
     # the pair's targets: max of the teacher logits and of the labels, no embedding or metadata target
     mix_pairs: float = 0.5
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
-    n_mixes: int = 2000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
+    n_mixes: int = 6000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
     mix_clips_per_batch: int = 128  # clips decoded and held for one batch of 200 mixes (bounds memory)
     mix_soundscapes: int = 50  # train soundscapes (seeded sample) whose quiet stretches are backgrounds
