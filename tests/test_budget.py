@@ -116,7 +116,7 @@ def test_too_small_budget_on_the_cli_still_writes_a_valid_file(trained, tmp_path
             "--out", str(out), "--budget-min", "0.3", *sum((["--set", s] for s in
             ("tokens.k=64", "tokens.sample_frames=30000", "tokens.niter=8", "w2v.dim=16", "w2v.epochs=2",
              "w2v.workers=1", "train.lgbm.n_estimators=15", "train.folds=3", "run.progress=false",
-             "submit.fallback=melstats-linear")), [])]
+             "submit.fallback=melstats-linear", "submit.model=stsg-linear")), [])]
     r = subprocess.run(args, env=run_env(), capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     sample = _sample(ds)

@@ -77,7 +77,7 @@ def auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-SMALL = StudentConfig(width=8, depth=3, emb_dim=32, epochs=8, batch=16, lr=3e-3, seed=0)
+SMALL = StudentConfig(width=8, depth=3, emb_dim=32, epochs=8, batch=16, lr=3e-3, seed=0, mix_pairs=0.0)
 
 
 @pytest.fixture(scope="module")

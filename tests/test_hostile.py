@@ -29,7 +29,8 @@ from vocalprint.mel import file_mel
 from vocalprint.submission import all_row_ids, expected_windows, validate
 
 SR = 32000
-FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false")
+FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false",
+        "submit.model=stsg-linear")  # the staged token pipeline: its stages are what these tests kill and damage
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -402,3 +403,19 @@ def test_structural_problems_stop_with_one_clear_message(small_demo, tmp_path):
         assert len(errors) == 1, (name, errors)
         assert re.search(r"ERROR vocalprint: train failed: \S+", errors[0]), (name, errors[0])
         assert re.search(cases[name][1], errors[0]), (name, errors[0])
+
+
+@pytest.mark.slow
+def test_default_model_on_damaged_data_writes_a_valid_file(damaged, tmp_path):
+    """tokens-nb (the default model) on the damaged set: undecodable clips are skipped with their
+    names logged, and every test soundscape still gets its rows."""
+    out = tmp_path / "sub" / "submission.csv"
+    r = cli("submit", damaged["root"], tmp_path / "art", "--out", str(out), "--model", "tokens-nb",
+            *sum((["--set", s] for s in ("nb.k=64", "nb.n_mixes=100", "nb.sample_frames=20000", "nb.mix_batch=50")), []))
+    assert r.returncode == 0, r.stderr[-4000:]
+    _no_traceback(r)
+    cols = list(pd.read_csv(damaged["root"] / "sample_submission.csv", nrows=0).columns)  # row_id is last there
+    ids = all_row_ids([(stem, n) for stem, (n, _) in sorted(damaged["tests"].items())])
+    validate(pd.read_csv(out), row_ids_expected=ids, species=[c for c in cols if c != "row_id"])
+    for name in damaged["skipped"]:
+        assert name in r.stderr, name  # each undecodable clip is named in a warning

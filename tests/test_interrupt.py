@@ -23,7 +23,8 @@ from conftest import REPO, run_env
 from vocalprint import artifacts as A
 from vocalprint.submission import validate
 
-FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false")
+FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false",
+        "submit.model=stsg-linear")  # the staged token pipeline: its stages are what these tests kill and damage
 SEED = int(os.environ.get("VP_KILL_SEED", time.time_ns() % 100_000))
 STAGES = ("mels", "tokens", "w2v", "features", "train")
 

@@ -18,7 +18,8 @@ import pytest
 from conftest import REPO, run_env
 from vocalprint.submission import validate
 
-FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false")
+FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false",
+        "submit.model=stsg-linear")  # the staged token pipeline
 
 SITECUSTOMIZE = '''
 import os, socket, traceback
