@@ -77,7 +77,8 @@ def auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-SMALL = StudentConfig(width=8, depth=3, emb_dim=32, epochs=8, batch=16, lr=3e-3, seed=0, mix_pairs=0.0)
+SMALL = StudentConfig(width=8, depth=3, emb_dim=32, epochs=8, batch=16, lr=3e-3, seed=0, mix_pairs=0.0,
+                      metadata=True)
 
 
 @pytest.fixture(scope="module")
@@ -120,17 +121,16 @@ def test_import_is_light() -> None:
 
 def test_default_student_shapes_and_size() -> None:
     model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=206,
-                          teacher_emb_dim=TEACHER_DIM, n_meta=5, cfg=StudentConfig())
+                          teacher_emb_dim=TEACHER_DIM, n_meta=5, cfg=StudentConfig(metadata=True))
     n = count_params(model)
     assert n <= BIRDNET_PARAMS / 4
     assert n < 1_000_000
     out = model(np.full((2, N_FRAMES, N_MELS), -40.0, np.float32), training=False)
     assert {k: tuple(v.shape) for k, v in out.items()} == {
         "logits": (2, 206), "emb_proj": (2, TEACHER_DIM), "meta": (2, 5), "embedding": (2, 256)}
-    # the metadata ablation leaves the head out
+    # the metadata ablation (the default) leaves the head out
     off = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=206,
-                        teacher_emb_dim=TEACHER_DIM, n_meta=5,
-                        cfg=StudentConfig(metadata=False))
+                        teacher_emb_dim=TEACHER_DIM, n_meta=5, cfg=StudentConfig())
     assert "meta" not in {lay.name for lay in off.layers}
 
 

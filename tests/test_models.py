@@ -66,6 +66,7 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     root, ds = trained[0], trained[1]
     model, labels = standin_teacher
     tcfg = C.override(C.override(tcfg, "teacher.model_path", model), "teacher.labels_path", labels)
+    tcfg = C.override(tcfg, "distill.metadata", True)  # off by default; the demo has lat/lon
     s8 = pipeline.predictor(tcfg, ds, root, "student")
     cache = root / "teacher" / teach.cache_key(tcfg, ds)
     assert A.manifest(cache)["n_matched"] == len(ds.species)  # soft targets for every species
