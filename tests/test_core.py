@@ -192,3 +192,43 @@ def test_loudness_baseline_ranks_louder_windows_higher(small_cfg):
     p = pred.predict(x, 4, {})  # the 4th window lies past the audio
     assert p.shape == (4, 3) and np.isfinite(p).all() and (p[:, 0:1] == p).all()  # species-blind
     assert p[1, 0] > p[0, 0] + 0.1 and p[1, 0] > p[2, 0] + 0.1 and p[3, 0] == 0.5
+
+
+def test_shifted_student_windows_share_starts_and_hold_the_aligned_window():
+    from vocalprint.predict import shifted_windows, student_windows
+
+    cfg = C.Config()
+    n, fpw = 12, C.frames_per_window(cfg)
+    frames = np.repeat(np.arange(3750, dtype=np.float32)[:, None], 4, axis=1)  # frame t holds value t
+    wins, rows = shifted_windows(frames, n=n, fpw=fpw, shift_s=2.5, cfg=cfg)
+    assert rows.shape == (n, 3) and len(wins) == 2 * n + 1  # half-window shifts: shared starts
+    np.testing.assert_array_equal(wins[rows[:, 1]], student_windows(frames, n=n, fpw=fpw, cfg=cfg))
+    np.testing.assert_array_equal(rows[:-1, 2], rows[1:, 0])  # row i's +2.5 s is row i+1's -2.5 s
+    first = wins[rows[0, 0]]  # starts 2.5 s before the audio: padded, then frames 0, 1, ...
+    assert (first[:156, 0] == -100).all() and first[156, 0] == 0 and first[-1, 0] == fpw - 157
+    assert wins[rows[3, 2], 0, 0] == np.ceil(17.5 * 62.5)
+    last = wins[rows[-1, 2]]  # runs past the end: padded there
+    assert last[0, 0] == np.ceil(57.5 * 62.5) and (last[-1] == -100).all()
+    assert len(shifted_windows(frames, n=n, fpw=fpw, shift_s=1.0, cfg=cfg)[0]) == 3 * n
+    with pytest.raises(ValueError, match="student_shift_s"):
+        shifted_windows(frames, n=n, fpw=fpw, shift_s=-1.0, cfg=cfg)
+    pcen = C.override(cfg, "mel.frontend", "pcen")  # PCEN's silence is 0, not -100 dB
+    assert (shifted_windows(frames, n=n, fpw=fpw, shift_s=2.5, cfg=pcen)[0][0, :156] == 0).all()
+    assert (student_windows(frames[:100], n=1, fpw=fpw, cfg=pcen)[0, 100:] == 0).all()
+
+
+def test_file_max_blend_keeps_the_order_within_a_file_and_lifts_files_with_the_species():
+    from vocalprint.submit import file_max, postprocess
+
+    p = np.array([[0.1, 0.5], [0.9, 0.2], [0.3, 0.4]])
+    np.testing.assert_array_equal(file_max(p, 0.0), p)
+    q = file_max(p, 0.3)
+    np.testing.assert_allclose(q, 0.7 * p + 0.3 * np.array([[0.9, 0.5]]))
+    assert (np.argsort(q, axis=0) == np.argsort(p, axis=0)).all()
+    quiet = np.array([[0.35, 0.1], [0.2, 0.1], [0.1, 0.1]])  # a file where species 0 never shows
+    assert file_max(quiet, 0.3)[0, 0] < q[2, 0]  # before: 0.35 > 0.3; the file with the call wins
+    both = postprocess(p, C.SubmitConfig(smooth=0.5, file_max=0.3))
+    from vocalprint.submit import smooth
+
+    np.testing.assert_allclose(both, file_max(smooth(p, 0.5), 0.3))
+    np.testing.assert_array_equal(postprocess(p[:1], C.SubmitConfig(file_max=0.5)), p[:1])  # one window: as is

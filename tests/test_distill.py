@@ -297,3 +297,29 @@ def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:
     np.testing.assert_array_equal(b[2][0], [1.0, 2.0])  # teacher logits: max
     assert np.isnan(b[3][0]).all() and np.isnan(b[1][0]).all() and np.isnan(b[4][0]).all()
     np.testing.assert_array_equal(b[3][1], [0.0, 0.0]) and np.testing.assert_array_equal(b[1][1], 1.0)
+
+
+def test_band_norm_channel_removes_each_bands_level_and_exports(data: dict, tmp_path: Path) -> None:
+    from vocalprint.distill import _band_norm_layer
+
+    x = np.asarray(data["val"][0][:6], np.float32)[..., None]
+    out = np.asarray(_band_norm_layer()()(x))
+    assert out.shape == (*x.shape[:-1], 2)
+    np.testing.assert_allclose(out[..., 0], x[..., 0])
+    np.testing.assert_allclose(out[..., 1], x[..., 0] - x[..., 0].mean(axis=1, keepdims=True), atol=1e-4)
+    # a per-band gain (a coloured, stationary background level) leaves the second channel unchanged
+    tilt = np.linspace(-10, 10, N_MELS, dtype=np.float32)[None, None, :, None]
+    np.testing.assert_allclose(np.asarray(_band_norm_layer()()(x + tilt))[..., 1], out[..., 1], atol=1e-3)
+    cfg = StudentConfig(**{**SMALL.__dict__, "band_norm": True})
+    model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=cfg)
+    assert "band_norm" in {lay.name for lay in model.layers}
+    plain = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=SMALL)
+    assert count_params(model) > count_params(plain)  # the stem sees one more input channel
+    v = np.asarray(data["val"][0][:8], np.float32)
+    ref = predict_keras(model, v)["logits"]
+    got = StudentRunner(export_tflite(model, tmp_path / "bn.tflite")).predict(v)["logits"]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    q = StudentRunner(export_tflite(model, tmp_path / "bn8.tflite", quant="int8", representative=data["x"][:32]))
+    assert np.corrcoef(q.predict(v)["logits"].ravel(), ref.ravel())[0, 1] > 0.95

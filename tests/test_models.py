@@ -80,6 +80,11 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     p8, p32 = s8.predict(x, 12, {}), s32.predict(x, 12, {})
     assert p8.shape == (12, len(ds.species)) and ((p8 >= 0) & (p8 <= 1)).all()
     assert np.corrcoef(p8.ravel(), p32.ravel())[0, 1] > 0.9
+    # the default inference takes each row's max over its window and the windows shifted by 2.5 s:
+    # never below the aligned window alone (shift 0), which needs no retraining
+    aligned = pipeline.predictor(C.override(tcfg, "submit.student_shift_s", "0"), ds, root, "student")
+    p0 = aligned.predict(x, 12, {})
+    assert (p8 >= p0 - 1e-6).all() and (p8 > p0 + 1e-4).any()
     rep = submit.run(tcfg, ds, [s8], tmp_path / "s.csv")
     assert rep["predicted_files"] == len(ds.test_soundscapes)
     # retraining the student (another epoch count) reuses the teacher-labelled mixes: no teacher run

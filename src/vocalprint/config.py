@@ -112,6 +112,8 @@ class SubmitConfig:
     safety: float = 0.85  # plan to finish within this share of the budget
     fallback: tuple[str, ...] = ()  # cheaper models to switch to, in order
     smooth: float = 0.0  # weight of neighbouring windows (0 = off)
+    file_max: float = 0.0  # blend of each species' maximum over the file into every row (0 = off)
+    student_shift_s: float = 2.5  # MODEL=student: each row takes the max over its window shifted by -/+ this (0 = off)
     members: tuple[str, ...] = ()  # MODEL=ensemble: the models it averages
     weights: tuple[str, ...] = ()  # their weights (default equal)
     combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)

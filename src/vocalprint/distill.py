@@ -69,6 +69,9 @@ class StudentConfig:
     convs: int = 1  # 3x3 convs per stage
     max_doublings: int = 3  # channels stop doubling after this many stages
     freq_coord: bool = True  # add a mel-position input channel (CoordConv)
+    # add a background-removed input channel: each band minus its mean over the window (in dB), a
+    # cheap stand-in for PCEN / per-band normalisation that leaves the absolute level channel intact
+    band_norm: bool = False
     freq_pool: str = "learned"  # "learned" per-channel weights over frequency | "mean"
     dropout: float = 0.2
     epochs: int = 30
@@ -145,6 +148,8 @@ def build_student(
     inp = keras.Input((n_frames, n_mels), name=_INPUT_NAME, dtype="float32")
     x = layers.Rescaling(1.0 / 20.0, offset=2.0, name="db_affine")(inp)  # -80..0 dB -> -2..2
     x = layers.Reshape((n_frames, n_mels, 1), name="to_image")(x)
+    if cfg.band_norm:  # 2nd channel: the window with each band's mean over time removed
+        x = _band_norm_layer()(name="band_norm")(x)
     if cfg.freq_coord:  # 2nd channel = mel-band position in -1..1: convs can tell bands apart
         x = _freq_coord_layer()(name="freq_coord")(x)
     if cfg.stem == "stride4":  # one 5x5 conv, stride 4: no full-resolution activations
@@ -197,8 +202,8 @@ _FREQ_COORD: Any = None
 
 
 def _freq_coord_layer() -> Any:
-    """Keras layer class (created once, lazily): ``[b, T, M, 1]`` -> ``[b, T, M, 2]`` with the
-    second channel a constant ramp -1..1 over the M mel bands."""
+    """Keras layer class (created once, lazily): ``[b, T, M, C]`` -> ``[b, T, M, C + 1]`` with the
+    last channel a constant ramp -1..1 over the M mel bands."""
     global _FREQ_COORD
     if _FREQ_COORD is None:
         import keras
@@ -208,7 +213,7 @@ def _freq_coord_layer() -> Any:
             def call(self, x: Any) -> Any:
                 m = x.shape[2]
                 ramp = np.linspace(-1.0, 1.0, m, dtype=np.float32).reshape(1, 1, m, 1)
-                coord = keras.ops.zeros_like(x) + keras.ops.convert_to_tensor(ramp)
+                coord = keras.ops.zeros_like(x[..., :1]) + keras.ops.convert_to_tensor(ramp)
                 return keras.ops.concatenate([x, coord], axis=-1)
 
             def compute_output_shape(self, shape: tuple) -> tuple:
@@ -216,6 +221,28 @@ def _freq_coord_layer() -> Any:
 
         _FREQ_COORD = FreqCoord
     return _FREQ_COORD
+
+
+_BAND_NORM: Any = None
+
+
+def _band_norm_layer() -> Any:
+    """Keras layer class (created once, lazily): ``[b, T, M, 1]`` -> ``[b, T, M, 2]`` with the
+    second channel the first minus its mean over time per mel band (stationary background removed)."""
+    global _BAND_NORM
+    if _BAND_NORM is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="vocalprint")
+        class BandNorm(keras.layers.Layer):
+            def call(self, x: Any) -> Any:
+                return keras.ops.concatenate([x, x - keras.ops.mean(x, axis=1, keepdims=True)], axis=-1)
+
+            def compute_output_shape(self, shape: tuple) -> tuple:
+                return (*shape[:-1], shape[-1] + 1)
+
+        _BAND_NORM = BandNorm
+    return _BAND_NORM
 
 
 def count_params(model: Any) -> int:

@@ -49,6 +49,12 @@ def logmel(x: np.ndarray, *, sr: int, cfg: MelConfig) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
+def silence(cfg: MelConfig) -> float:
+    """The frame value of silence for ``cfg.frontend`` (pads windows past the audio): -100 dB for
+    log-Mel (its floor), 0 for PCEN."""
+    return 0.0 if cfg.frontend == "pcen" else -100.0
+
+
 def file_mel(path: Path, cfg: Config) -> np.ndarray:
     """Decode and transform one file: [t, n_mels] float32, finite in float16. Raises AudioError."""
     m = logmel(load_audio(path, sr=cfg.audio.sr), sr=cfg.audio.sr, cfg=cfg.mel)

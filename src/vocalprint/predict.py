@@ -9,7 +9,7 @@ import numpy as np
 from . import artifacts as A
 from .audio import frame_windows
 from .config import Config
-from .mel import logmel
+from .mel import logmel, silence
 from .parallel import process_cached
 from .pool import pool_mel, pool_tokens
 from .tokens import Codebook
@@ -225,20 +225,47 @@ class StudentPredictor:
             self._run = process_cached(("student", str(self.model_path)), lambda: StudentRunner(self.model_path, threads=1))
         frames = mel_frames(x, c, shared)
         clk.lap("mel")
-        wins = student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c)
-        out = self._run.predict(wins)["logits"]
+        shift = c.submit.student_shift_s
+        if shift > 0:  # each row: max over its window and the windows shifted by -/+ shift
+            wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), shift_s=shift, cfg=c)
+            out = self._run.predict(wins)["logits"][rows].max(axis=1)
+        else:
+            out = self._run.predict(student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c))["logits"]
         clk.lap("model")
         return _sigmoid(out)
 
 
 def student_windows(frames: np.ndarray, *, n: int, fpw: int, cfg: Config) -> np.ndarray:
-    """[t, n_mels] frames -> [n, fpw, n_mels] scoring windows (zero-padded at -100 dB past the end)."""
+    """[t, n_mels] frames -> [n, fpw, n_mels] scoring windows (padded past the end with silence:
+    -100 dB for log-Mel, 0 for PCEN)."""
     bounds = frame_windows(len(frames), n=n, sr=cfg.audio.sr, hop=cfg.mel.hop, window_s=cfg.audio.window_s)
-    out = np.full((n, fpw, frames.shape[1]), -100.0, np.float32)
+    out = np.full((n, fpw, frames.shape[1]), silence(cfg.mel), np.float32)
     for i, (a, b) in enumerate(bounds):
         m = min(b - a, fpw)
         out[i, :m] = frames[a:a + m]
     return out
+
+
+def shifted_windows(frames: np.ndarray, *, n: int, fpw: int, shift_s: float, cfg: Config
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of ``fpw`` frames starting at ``i * window_s + d`` for d in (-shift_s, 0, +shift_s),
+    each distinct start once (padded with silence outside the audio, as :func:`student_windows`):
+    ``([m, fpw, n_mels], rows [n, 3])`` where ``rows[i]`` indexes row i's three windows. A window
+    starts at the frame holding its start time, so the unshifted ones equal :func:`student_windows`,
+    and with a shift of half a window row i's +shift window is row i+1's -shift window (2n + 1
+    windows in all)."""
+    if shift_s < 0 or shift_s >= 2 * cfg.audio.window_s:
+        raise ValueError(f"submit.student_shift_s must be in [0, {2 * cfg.audio.window_s}) s, got {shift_s}")
+    fps = cfg.audio.sr / cfg.mel.hop
+    t = np.arange(n)[:, None] * cfg.audio.window_s + np.array([-shift_s, 0.0, shift_s])[None, :]
+    starts = np.ceil(np.round(t * fps, 6)).astype(np.int64)
+    uniq, inv = np.unique(starts, return_inverse=True)
+    out = np.full((len(uniq), fpw, frames.shape[1]), silence(cfg.mel), np.float32)
+    for j, a in enumerate(uniq):
+        lo, hi = max(int(a), 0), min(int(a) + fpw, len(frames))
+        if hi > lo:
+            out[j, lo - a:hi - a] = frames[lo:hi]
+    return out, inv.reshape(n, 3)
 
 
 class EnsemblePredictor:

@@ -234,7 +234,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
                 bar.update()
                 continue
             fr = M.load_frames(mel_dir, name)[a:a + fpw]
-            X[i] = -100.0
+            X[i] = M.silence(cfg.mel)
             X[i, :len(fr)] = fr
             bar.update()
         bar.close()

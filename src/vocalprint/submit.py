@@ -17,7 +17,7 @@ from . import artifacts as A
 from . import submission as S
 from .audio import AudioError, load_audio
 from .budget import Budget
-from .config import Config
+from .config import Config, SubmitConfig
 from .dataset import Dataset
 from .heads import prior
 from .parallel import progress_bar
@@ -84,6 +84,19 @@ def smooth(p: np.ndarray, w: float) -> np.ndarray:
     nb[1:-1] = (p[:-2] + p[2:]) / 2
     nb[0], nb[-1] = p[1], p[-2]
     return (1 - w) * p + w * nb
+
+
+def file_max(p: np.ndarray, a: float) -> np.ndarray:
+    """Blend each species' maximum over the file into every window: (1-a) p_i + a * max_j p_j.
+    A species heard anywhere in a soundscape is more likely in its other windows too."""
+    if a <= 0 or len(p) < 2:
+        return p
+    return (1 - a) * p + a * p.max(axis=0, keepdims=True)
+
+
+def postprocess(p: np.ndarray, cfg: SubmitConfig) -> np.ndarray:
+    """A file's window probabilities [n, species] after ``submit.smooth`` then ``submit.file_max``."""
+    return file_max(smooth(p, cfg.smooth), cfg.file_max)
 
 
 def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | None = None,
@@ -171,7 +184,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                     reasons[p.stem] = err
                     log.warning("submit: %s; its rows get the prior", err)
                 else:
-                    preds[p.stem] = smooth(to_columns(probs, pred.species, species, fallback), cfg.submit.smooth)
+                    preds[p.stem] = postprocess(to_columns(probs, pred.species, species, fallback), cfg.submit)
                     used[p.stem] = pred.name
             bar.update(len(chunk))
             audio_left -= chunk_audio
