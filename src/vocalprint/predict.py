@@ -215,22 +215,29 @@ class StudentPredictor:
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_run"} | {"_run": None}
 
+    def runner(self):
+        """The TFLite interpreter (one per process, made on first use)."""
+        from .distill import StudentRunner
+
+        if self._run is None:
+            self._run = process_cached(("student", str(self.model_path)),
+                                       lambda: StudentRunner(self.model_path, threads=1))
+        return self._run
+
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         from .config import frames_per_window
-        from .distill import StudentRunner
 
         c = self.cfg
         clk = _Clock(times)
-        if self._run is None:
-            self._run = process_cached(("student", str(self.model_path)), lambda: StudentRunner(self.model_path, threads=1))
+        run = self.runner()
         frames = mel_frames(x, c, shared)
         clk.lap("mel")
         shift = c.submit.student_shift_s
         if shift > 0:  # each row: max over its window and the windows shifted by -/+ shift
             wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), shift_s=shift, cfg=c)
-            out = self._run.predict(wins)["logits"][rows].max(axis=1)
+            out = run.predict(wins)["logits"][rows].max(axis=1)
         else:
-            out = self._run.predict(student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c))["logits"]
+            out = run.predict(student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c))["logits"]
         clk.lap("model")
         return _sigmoid(out)
 

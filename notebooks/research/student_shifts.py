@@ -1,0 +1,66 @@
+"""How the student scores a 5-s row (README, the student): its own window only, or the max / mean
+of its logits over the window and the windows shifted by -/+ d seconds (``submit.student_shift_s``
+is the max over three windows). One trained student (the default ``distill`` config, built by
+``make distill`` first), int8, on the labelled test soundscapes of a dev-style data folder.
+
+    PYTHONPATH=src .venv/bin/python notebooks/research/student_shifts.py --data ../shared/data/dev --artifacts artifacts
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SHIFTS = ((), (1.25,), (2.0,), (2.5,), (3.75,), (5.0,), (1.25, 2.5))  # () = the row's window alone
+
+
+def main() -> None:
+    from vocalprint import config as C
+    from vocalprint import pipeline
+    from vocalprint.audio import load_audio, n_windows, row_ids
+    from vocalprint.config import frames_per_window
+    from vocalprint.dataset import load
+    from vocalprint.mel import logmel, silence
+    from vocalprint.metrics import macro_auc
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--artifacts", default="artifacts")
+    a = ap.parse_args()
+    cfg = C.load(None, ["submit.student_shift_s=0"])
+    ds = load(a.data)
+    pred = pipeline.predictor(cfg, ds, Path(a.artifacts), "student")
+    solution = pd.read_csv(Path(a.data) / "solution.csv")
+    fpw, fps, w = frames_per_window(cfg), cfg.audio.sr / cfg.mel.hop, cfg.audio.window_s
+    frames = {}
+    for p in ds.test_soundscapes:
+        x = load_audio(p, sr=cfg.audio.sr)
+        frames[p.stem] = (logmel(x, sr=cfg.audio.sr, cfg=cfg.mel), n_windows(len(x), sr=cfg.audio.sr))
+
+    def rows(shifts: tuple, pool: str) -> pd.DataFrame:
+        offs = np.array(sorted({0.0, *shifts, *(-d for d in shifts)}))
+        out = []
+        for stem, (fr, n) in frames.items():
+            starts = np.ceil(np.round((np.arange(n)[:, None] * w + offs[None, :]) * fps, 6)).astype(int)
+            wins = np.full((starts.size, fpw, fr.shape[1]), silence(cfg.mel), np.float32)
+            for j, s in enumerate(starts.ravel()):
+                lo, hi = max(s, 0), min(s + fpw, len(fr))
+                if hi > lo:
+                    wins[j, lo - s:hi - s] = fr[lo:hi]
+            lg = pred.runner().predict(wins)["logits"].reshape(n, len(offs), -1)
+            lg = lg.max(axis=1) if pool == "max" else lg.mean(axis=1)
+            p = 1 / (1 + np.exp(-lg))
+            out += [[r, *p[i]] for i, r in enumerate(row_ids(stem, n, window_s=w))]
+        return pd.DataFrame(out, columns=["row_id", *pred.species])
+
+    print("| shifts (s) | max | mean |\n|---|---|---|")
+    for sh in SHIFTS:
+        res = [macro_auc(solution, rows(sh, pool))[0] for pool in ("max", "mean")]
+        label = "none (the row's window)" if not sh else ", ".join(f"±{d:g}" for d in sh)
+        print(f"| {label} | {res[0]:.3f} | {res[1]:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
