@@ -1,9 +1,10 @@
 """How the student scores a 5-s row (README, the student): its own window only, or the max / mean
 of its logits over the window and the windows shifted by -/+ d seconds (``submit.student_shift_s``
-is the max over three windows). One trained student (the default ``distill`` config, built by
-``make distill`` first), int8, on the labelled test soundscapes of a dev-style data folder.
+is the max over three windows). One trained student (the ``distill`` config with the ``--set``
+overrides, trained first if missing), int8, on the labelled test soundscapes of a dev-style folder.
 
-    PYTHONPATH=src .venv/bin/python notebooks/research/student_shifts.py --data ../shared/data/dev --artifacts artifacts
+    PYTHONPATH=src .venv/bin/python notebooks/research/student_shifts.py --data ../shared/data/dev \
+        --artifacts artifacts --set distill.width=32 --set distill.n_mixes=6000
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--artifacts", default="artifacts")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     a = ap.parse_args()
-    cfg = C.load(None, ["submit.student_shift_s=0"])
+    cfg = C.load(None, ["submit.student_shift_s=0", *a.set])
     ds = load(a.data)
     pred = pipeline.predictor(cfg, ds, Path(a.artifacts), "student")
     solution = pd.read_csv(Path(a.data) / "solution.csv")

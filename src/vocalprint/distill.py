@@ -58,11 +58,12 @@ class StudentConfig:
     ``depth`` stages of ``convs`` x [3x3 conv, BatchNorm, ReLU] + 2x2 max-pool, channels doubling
     from ``width`` (at most ``max_doublings`` times); a learned per-channel pooling over the
     remaining frequency positions, mean+max over time, and a dense ReLU ``emb_dim`` embedding
-    feeding the heads. Defaults: 849k weights (585k in the exported inference graph; the
-    1024-d ``emb_proj`` is 263k of the rest), about 60M multiply-adds per window.
+    feeding the heads. Defaults: 1,365,373 weights when training with 29 species (1,102,205 in
+    the exported inference graph; the 1024-d ``emb_proj`` is 263k of the rest). Width 48 and
+    12,000 mixes replaced width 32 and 6,000 (dev AUC 0.847 -> 0.867, README).
     """
 
-    width: int = 32
+    width: int = 48
     depth: int = 4
     emb_dim: int = 256
     stem: str = "stride4"  # "stride4" (5x5 conv, stride 4) | "conv_pool" | "conv" (stride 2)
@@ -99,7 +100,7 @@ class StudentConfig:
     # the pair's targets: max of the teacher logits and of the labels, no embedding or metadata target
     mix_pairs: float = 0.5
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
-    n_mixes: int = 6000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
+    n_mixes: int = 12000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
     mix_clips_per_batch: int = 128  # clips decoded and held for one batch of 200 mixes (bounds memory)
     mix_soundscapes: int = 50  # train soundscapes (seeded sample) whose quiet stretches are backgrounds
