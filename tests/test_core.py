@@ -200,7 +200,7 @@ def test_shifted_student_windows_share_starts_and_hold_the_aligned_window():
     cfg = C.Config()
     n, fpw = 12, C.frames_per_window(cfg)
     frames = np.repeat(np.arange(3750, dtype=np.float32)[:, None], 4, axis=1)  # frame t holds value t
-    wins, rows = shifted_windows(frames, n=n, fpw=fpw, shift_s=2.5, cfg=cfg)
+    wins, rows = shifted_windows(frames, n=n, fpw=fpw, offsets_s=(-2.5, 0.0, 2.5), cfg=cfg)
     assert rows.shape == (n, 3) and len(wins) == 2 * n + 1  # half-window shifts: shared starts
     np.testing.assert_array_equal(wins[rows[:, 1]], student_windows(frames, n=n, fpw=fpw, cfg=cfg))
     np.testing.assert_array_equal(rows[:-1, 2], rows[1:, 0])  # row i's +2.5 s is row i+1's -2.5 s
@@ -209,11 +209,11 @@ def test_shifted_student_windows_share_starts_and_hold_the_aligned_window():
     assert wins[rows[3, 2], 0, 0] == np.ceil(17.5 * 62.5)
     last = wins[rows[-1, 2]]  # runs past the end: padded there
     assert last[0, 0] == np.ceil(57.5 * 62.5) and (last[-1] == -100).all()
-    assert len(shifted_windows(frames, n=n, fpw=fpw, shift_s=1.0, cfg=cfg)[0]) == 3 * n
-    with pytest.raises(ValueError, match="student_shift_s"):
-        shifted_windows(frames, n=n, fpw=fpw, shift_s=-1.0, cfg=cfg)
+    assert len(shifted_windows(frames, n=n, fpw=fpw, offsets_s=(-1.0, 0.0, 1.0), cfg=cfg)[0]) == 3 * n
+    with pytest.raises(ValueError, match="offsets"):
+        shifted_windows(frames, n=n, fpw=fpw, offsets_s=(-10.0, 0.0, 10.0), cfg=cfg)
     pcen = C.override(cfg, "mel.frontend", "pcen")  # PCEN's silence is 0, not -100 dB
-    assert (shifted_windows(frames, n=n, fpw=fpw, shift_s=2.5, cfg=pcen)[0][0, :156] == 0).all()
+    assert (shifted_windows(frames, n=n, fpw=fpw, offsets_s=(-2.5, 0.0, 2.5), cfg=pcen)[0][0, :156] == 0).all()
     assert (student_windows(frames[:100], n=1, fpw=fpw, cfg=pcen)[0, 100:] == 0).all()
 
 

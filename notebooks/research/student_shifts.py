@@ -23,8 +23,9 @@ def main() -> None:
     from vocalprint.audio import load_audio, n_windows, row_ids
     from vocalprint.config import frames_per_window
     from vocalprint.dataset import load
-    from vocalprint.mel import logmel, silence
+    from vocalprint.mel import logmel
     from vocalprint.metrics import macro_auc
+    from vocalprint.predict import shifted_windows
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -35,23 +36,18 @@ def main() -> None:
     ds = load(a.data)
     pred = pipeline.predictor(cfg, ds, Path(a.artifacts), "student")
     solution = pd.read_csv(Path(a.data) / "solution.csv")
-    fpw, fps, w = frames_per_window(cfg), cfg.audio.sr / cfg.mel.hop, cfg.audio.window_s
+    fpw, w = frames_per_window(cfg), cfg.audio.window_s
     frames = {}
     for p in ds.test_soundscapes:
         x = load_audio(p, sr=cfg.audio.sr)
         frames[p.stem] = (logmel(x, sr=cfg.audio.sr, cfg=cfg.mel), n_windows(len(x), sr=cfg.audio.sr))
 
     def rows(shifts: tuple, pool: str) -> pd.DataFrame:
-        offs = np.array(sorted({0.0, *shifts, *(-d for d in shifts)}))
+        offs = tuple(sorted({0.0, *shifts, *(-d for d in shifts)}))
         out = []
         for stem, (fr, n) in frames.items():
-            starts = np.ceil(np.round((np.arange(n)[:, None] * w + offs[None, :]) * fps, 6)).astype(int)
-            wins = np.full((starts.size, fpw, fr.shape[1]), silence(cfg.mel), np.float32)
-            for j, s in enumerate(starts.ravel()):
-                lo, hi = max(s, 0), min(s + fpw, len(fr))
-                if hi > lo:
-                    wins[j, lo - s:hi - s] = fr[lo:hi]
-            lg = pred.runner().predict(wins)["logits"].reshape(n, len(offs), -1)
+            wins, idx = shifted_windows(fr, n=n, fpw=fpw, offsets_s=offs, cfg=cfg)
+            lg = pred.runner().predict(wins)["logits"][idx]
             lg = lg.max(axis=1) if pool == "max" else lg.mean(axis=1)
             p = 1 / (1 + np.exp(-lg))
             out += [[r, *p[i]] for i, r in enumerate(row_ids(stem, n, window_s=w))]

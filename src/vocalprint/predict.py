@@ -234,7 +234,7 @@ class StudentPredictor:
         clk.lap("mel")
         shift = c.submit.student_shift_s
         if shift > 0:  # each row: max over its window and the windows shifted by -/+ shift
-            wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), shift_s=shift, cfg=c)
+            wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), offsets_s=(-shift, 0.0, shift), cfg=c)
             out = run.predict(wins)["logits"][rows].max(axis=1)
         else:
             out = run.predict(student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c))["logits"]
@@ -253,18 +253,19 @@ def student_windows(frames: np.ndarray, *, n: int, fpw: int, cfg: Config) -> np.
     return out
 
 
-def shifted_windows(frames: np.ndarray, *, n: int, fpw: int, shift_s: float, cfg: Config
+def shifted_windows(frames: np.ndarray, *, n: int, fpw: int, offsets_s: tuple[float, ...], cfg: Config
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of ``fpw`` frames starting at ``i * window_s + d`` for d in (-shift_s, 0, +shift_s),
-    each distinct start once (padded with silence outside the audio, as :func:`student_windows`):
-    ``([m, fpw, n_mels], rows [n, 3])`` where ``rows[i]`` indexes row i's three windows. A window
-    starts at the frame holding its start time, so the unshifted ones equal :func:`student_windows`,
-    and with a shift of half a window row i's +shift window is row i+1's -shift window (2n + 1
-    windows in all)."""
-    if shift_s < 0 or shift_s >= 2 * cfg.audio.window_s:
-        raise ValueError(f"submit.student_shift_s must be in [0, {2 * cfg.audio.window_s}) s, got {shift_s}")
+    """Windows of ``fpw`` frames starting at ``i * window_s + d`` for each row i and offset d of
+    ``offsets_s``, each distinct start once (padded with silence outside the audio, as
+    :func:`student_windows`): ``([m, fpw, n_mels], rows [n, len(offsets_s)])`` where ``rows[i]``
+    indexes row i's windows. A window starts at the frame holding its start time, so offset 0 gives
+    the :func:`student_windows` window, and with offsets (-2.5, 0, 2.5) row i's +2.5 s window is
+    row i+1's -2.5 s one (2n + 1 windows in all)."""
+    off = np.asarray(offsets_s, np.float64)
+    if off.size == 0 or (np.abs(off) >= 2 * cfg.audio.window_s).any():
+        raise ValueError(f"window offsets must lie within ±{2 * cfg.audio.window_s} s, got {tuple(offsets_s)}")
     fps = cfg.audio.sr / cfg.mel.hop
-    t = np.arange(n)[:, None] * cfg.audio.window_s + np.array([-shift_s, 0.0, shift_s])[None, :]
+    t = np.arange(n)[:, None] * cfg.audio.window_s + off[None, :]
     starts = np.ceil(np.round(t * fps, 6)).astype(np.int64)
     uniq, inv = np.unique(starts, return_inverse=True)
     out = np.full((len(uniq), fpw, frames.shape[1]), silence(cfg.mel), np.float32)
@@ -272,7 +273,7 @@ def shifted_windows(frames: np.ndarray, *, n: int, fpw: int, shift_s: float, cfg
         lo, hi = max(int(a), 0), min(int(a) + fpw, len(frames))
         if hi > lo:
             out[j, lo - a:hi - a] = frames[lo:hi]
-    return out, inv.reshape(n, 3)
+    return out, inv.reshape(n, len(off))
 
 
 class EnsemblePredictor:

@@ -89,7 +89,7 @@ def smooth(p: np.ndarray, w: float) -> np.ndarray:
 def file_max(p: np.ndarray, a: float) -> np.ndarray:
     """Blend each species' maximum over the file into every window: (1-a) p_i + a * max_j p_j.
     A species heard anywhere in a soundscape is more likely in its other windows too."""
-    if a <= 0 or len(p) < 2:
+    if a <= 0:
         return p
     return (1 - a) * p + a * p.max(axis=0, keepdims=True)
 
