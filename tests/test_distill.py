@@ -323,3 +323,16 @@ def test_band_norm_channel_removes_each_bands_level_and_exports(data: dict, tmp_
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
     q = StudentRunner(export_tflite(model, tmp_path / "bn8.tflite", quant="int8", representative=data["x"][:32]))
     assert np.corrcoef(q.predict(v)["logits"].ravel(), ref.ravel())[0, 1] > 0.95
+
+
+def test_ensemble_members_are_stages_of_their_own() -> None:
+    """Member 0 of any ensemble is the lone student (its cache is reused when members grow);
+    every other member has its own key."""
+    from vocalprint import config as C
+    from vocalprint import student
+
+    one, three = C.Config(), C.override(C.Config(), "distill.members", "3")
+    keys = [student.key(three, "tf", "cache", j) for j in range(3)]
+    assert keys[0] == student.key(one, "tf", "cache") and len(set(keys)) == 3
+    assert student.key(one, "tf", "cache", 1) == keys[1]
+    assert student.key(C.override(one, "distill.seed", "1"), "tf", "cache") != keys[0]

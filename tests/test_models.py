@@ -95,4 +95,19 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     monkeypatch.setattr(student, "_mix_batch", boom)
     monkeypatch.setattr(teach, "_cache_file", boom)
     again = pipeline.distill(C.override(tcfg, "distill.epochs", "1"), ds, root)
-    assert again != sdir and A.is_complete(again)
+    assert len(again) == 1 and again[0] != sdir and A.is_complete(again[0])
+    # a two-member ensemble keeps the trained student as member 0 and trains one more on the same
+    # windows from other initial weights; it scores with the mean of the members' logits
+    pair = pipeline.predictor(C.override(tcfg, "distill.members", "2"), ds, root, "student")
+    members = pipeline.distill(C.override(tcfg, "distill.members", "2"), ds, root)
+    assert members[0] == sdir and members[1] != sdir and A.manifest(members[1])["member"] == 1
+    assert A.manifest(members[1])["n_windows"] == m["n_windows"]
+    wins = np.random.default_rng(0).normal(-40, 15, (3, *s8.runner().input_shape[-2:])).astype(np.float32)
+    one = [r.predict(wins)["logits"] for r in pair.runner().runners]
+    assert len(one) == 2 and not np.allclose(one[0], one[1])
+    np.testing.assert_allclose(one[0], s8.runner().predict(wins)["logits"], rtol=1e-6)
+    np.testing.assert_allclose(pair.runner().predict(wins)["logits"], (one[0] + one[1]) / 2, rtol=1e-5, atol=1e-6)
+    # the ensemble travels in a bundle with both model files
+    b = save_bundle(pair, tmp_path / "pair_bundle")
+    assert len(list(b.glob("m0_*student_int8.tflite"))) == 2
+    np.testing.assert_allclose(load_bundle(b).predict(x, 12, {}), pair.predict(x, 12, {}), rtol=1e-5, atol=1e-6)

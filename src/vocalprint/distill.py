@@ -32,7 +32,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -81,6 +81,10 @@ class StudentConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to 0 over the rest
     seed: int = 0
+    # students trained on the same windows from different initial weights and batch orders
+    # (member j trains with seed + 1000 j); inference averages their logits. Each member is its own
+    # cached stage, so raising this trains only the new members
+    members: int = 1
     w_emb: float = 1.0
     w_soft: float = 1.0
     w_label: float = 1.0
@@ -710,3 +714,24 @@ class StudentRunner:
             for key in _INFER_OUTPUTS:
                 outs[key].append(self._dequant(key, res[key])[:k])
         return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+class StudentEnsemble:
+    """Several exported students (``distill.members``) run as one: ``predict`` returns the mean of
+    their logits (an ensemble in log-odds) and their embeddings side by side."""
+
+    def __init__(self, runners: Sequence[StudentRunner]) -> None:
+        if not runners:
+            raise ValueError("an ensemble needs at least one student")
+        shapes = {r.input_shape[-2:] for r in runners}
+        if len(shapes) > 1:
+            raise ValueError(f"students take different windows: {sorted(shapes)}")
+        self.runners = list(runners)
+        self.input_shape = self.runners[0].input_shape
+
+    def predict(self, mels: np.ndarray, *, batch: int = 64) -> dict[str, np.ndarray]:
+        outs = [r.predict(mels, batch=batch) for r in self.runners]
+        if len(outs) == 1:
+            return outs[0]
+        return {"logits": np.mean([o["logits"] for o in outs], axis=0).astype(np.float32),
+                "embedding": np.concatenate([o["embedding"] for o in outs], axis=1)}

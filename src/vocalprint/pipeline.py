@@ -79,11 +79,12 @@ def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
     return nb.run(cfg, ds, root, teach.run(cfg, ds, root) if nb.uses_teacher(cfg) else None)
 
 
-def distill(cfg: Config, ds: Dataset, root: Path) -> Path:
+def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
+    """The student's stage folders: one per member of ``distill.members``."""
     from . import student
 
     m, cache, tf = teacher_features(cfg, ds, root)
-    return student.run(cfg, ds, m, cache, tf, root)
+    return student.run_all(cfg, ds, m, cache, tf, root)
 
 
 def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
@@ -117,10 +118,10 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
 
         pred = nb.load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     elif model in STUDENT_MODELS:
-        sdir = distill(cfg, ds, root)
+        sdirs = distill(cfg, ds, root)
         f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"
-        pred = StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdir)["species"],
-                                model_path=A.verified(sdir / f))
+        pred = StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdirs[0])["species"],
+                                model_paths=[A.verified(d / f) for d in sdirs])
     else:
         _, t, w, f = features_(cfg, ds, root)
         tr = train.run(cfg, f, model, root)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -126,10 +127,13 @@ def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
         pred.members = [copy.copy(m) for m in pred.members]
     for i, p in enumerate((pred, *getattr(pred, "members", ()))):
         for attr in getattr(p, "external", ()):
-            src = Path(getattr(p, attr))
-            name = f"m{i}_{src.name}"
-            shutil.copyfile(src, work / name)
-            setattr(p, attr, Path(name))  # relative: resolved by load_bundle
+            val = getattr(p, attr)
+            many = isinstance(val, (tuple, list))
+            names = []
+            for j, src in enumerate(map(Path, val if many else (val,))):
+                names.append(Path(f"m{i}_{j}_{src.name}" if many else f"m{i}_{src.name}"))
+                shutil.copyfile(src, work / names[-1])
+            setattr(p, attr, tuple(names) if many else names[0])  # relative: resolved by load_bundle
     A.dump_joblib(pred, work / BUNDLE_FILE)
     return A.finish(work, folder, {"stage": "bundle", "model": pred.name, "species": list(pred.species),
                                    "config": to_dict(pred.cfg), **(info or {})})
@@ -144,7 +148,11 @@ def load_bundle(folder: Path):
     for p in (pred, *getattr(pred, "members", ())):
         p.cfg = upgrade(p.cfg)
         for attr in getattr(p, "external", ()):
-            setattr(p, attr, A.verified(folder / Path(getattr(p, attr)).name))
+            val = getattr(p, attr)
+            if isinstance(val, (tuple, list)):
+                setattr(p, attr, tuple(A.verified(folder / Path(v).name) for v in val))
+            else:
+                setattr(p, attr, A.verified(folder / Path(val).name))
     return pred
 
 
@@ -204,24 +212,36 @@ class TeacherPredictor:
 
 
 class StudentPredictor:
-    """The distilled student: log-Mel windows -> TFLite CNN -> sigmoid of its species logits."""
+    """The distilled student: log-Mel windows -> TFLite CNN(s) -> sigmoid of the species logits.
 
-    external = ("model_path",)
+    ``model_paths``: one exported student, or several (``distill.members``) whose logits are
+    averaged (an ensemble in log-odds)."""
 
-    def __init__(self, *, name: str, cfg: Config, species: list[str], model_path: Path):
-        self.name, self.cfg, self.species, self.model_path = name, cfg, list(species), Path(model_path)
+    external = ("model_paths",)
+
+    def __init__(self, *, name: str, cfg: Config, species: list[str], model_paths: Sequence[Path]):
+        self.name, self.cfg, self.species = name, cfg, list(species)
+        self.model_paths = tuple(Path(p) for p in model_paths)
+        if not self.model_paths:
+            raise ValueError("a student predictor needs at least one model file")
         self._run = None
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_run"} | {"_run": None}
 
+    def __setstate__(self, state: dict) -> None:
+        if "model_path" in state:  # a bundle pickled before students could be ensembles
+            state["model_paths"] = (state.pop("model_path"),)
+        self.__dict__.update(state)
+
     def runner(self):
-        """The TFLite interpreter (one per process, made on first use)."""
-        from .distill import StudentRunner
+        """The TFLite interpreter(s) (one set per process, made on first use)."""
+        from .distill import StudentEnsemble, StudentRunner
 
         if self._run is None:
-            self._run = process_cached(("student", str(self.model_path)),
-                                       lambda: StudentRunner(self.model_path, threads=1))
+            key = ("student", *map(str, self.model_paths))
+            self._run = process_cached(key, lambda: StudentEnsemble(
+                [StudentRunner(p, threads=1) for p in self.model_paths]))
         return self._run
 
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ plus 5-s windows of the unlabelled train soundscapes (teacher outputs only), at 
 from __future__ import annotations
 
 import logging
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -161,15 +162,32 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
                                   "seconds": timer.seconds})
 
 
-def key(cfg: Config, tfeat_key: str, cache_key: str) -> str:
-    return fingerprint("student", cfg.distill, tfeat_key, cache_key)
+MEMBER_SEED = 1000  # member j of an ensemble trains with distill.seed + MEMBER_SEED * j
 
 
-def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path) -> Path:
-    """Train the student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``."""
+def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0) -> str:
+    """One member's stage key. ``distill.members`` is left out (and member 0 keyed as a lone
+    student), so a member's cached student serves every ensemble size that includes it."""
+    d = {f.name: getattr(cfg.distill, f.name) for f in fields(cfg.distill) if f.name != "members"}
+    return fingerprint("student", d, tfeat_key, cache_key, *([f"member{member}"] if member else []))
+
+
+def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path) -> list[Path]:
+    """Every member of the student ensemble (``distill.members``), each trained unless cached."""
+    if cfg.distill.members < 1:
+        raise ValueError(f"distill.members={cfg.distill.members}: need at least one student")
+    return [run(cfg, ds, mel_dir, cache_dir, tfeat_dir, root, member=j) for j in range(cfg.distill.members)]
+
+
+def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
+        member: int = 0) -> Path:
+    """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``.
+
+    ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
+    initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``)."""
     from . import distill as D
 
-    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name))
+    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name, member))
     if A.is_complete(final):
         log.info("student: cached at %s", final)
         return final
@@ -247,8 +265,9 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     if n_tr < len(keep):
         val = (X[va], E[va], T[va], Y[va]) + ((m[va],) if use_meta else ())
     with timer("train"):
+        tcfg = replace(cfg.distill, seed=cfg.distill.seed + MEMBER_SEED * member)
         model, hist = D.train_student(X[tr], teacher_emb=E[tr], teacher_logits=T[tr], labels=Y[tr],
-                                      meta=m[tr] if use_meta else None, val=val, cfg=cfg.distill,
+                                      meta=m[tr] if use_meta else None, val=val, cfg=tcfg,
                                       progress=cfg.run.progress)
     with timer("export"):
         rep = np.asarray(X[rng.choice(len(X), min(256, len(X)), replace=False)], np.float32)
@@ -257,7 +276,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     del X
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
     A.write_json(work / "history.json", hist)
-    return A.finish(work, final, {"stage": "student", "config": cfg.distill,
+    return A.finish(work, final, {"stage": "student", "config": cfg.distill, "member": member,
                                   "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else []),
                                   "n_windows": int(len(keep)),
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
