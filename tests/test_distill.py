@@ -16,6 +16,7 @@ from vocalprint.distill import (
     StudentRunner,
     build_student,
     count_params,
+    inference_params,
     export_tflite,
     predict_keras,
     train_student,
@@ -132,6 +133,8 @@ def test_default_student_shapes_and_size() -> None:
     off = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=206,
                         teacher_emb_dim=TEACHER_DIM, n_meta=5, cfg=StudentConfig())
     assert "meta" not in {lay.name for lay in off.layers}
+    # the default ensemble, all members counted, stays within a quarter of BirdNET at inference
+    assert StudentConfig().members * inference_params(off) <= BIRDNET_PARAMS / 4
 
 
 def test_same_seed_same_weights() -> None:

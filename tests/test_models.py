@@ -31,7 +31,8 @@ def demo_with_birdnet(trained):
 @pytest.fixture(scope="module")
 def tcfg(small_cfg):
     cfg = C.override(small_cfg, "teacher.stride_s", "3")
-    return C.override(cfg, "distill", {"epochs": 2, "width": 8, "max_windows": 400, "batch": 32, "n_mixes": 40})
+    return C.override(cfg, "distill", {"epochs": 2, "width": 8, "max_windows": 400, "batch": 32, "n_mixes": 40,
+                                      "members": 1})
 
 
 @pytest.mark.slow

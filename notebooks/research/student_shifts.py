@@ -1,15 +1,13 @@
 """How the student scores a 5-s row (README, the student): its own window only, or the max / mean
 of its logits over the window and the windows shifted by -/+ d seconds (``submit.student_shift_s``
-is the max over three windows). One trained student (the ``distill`` config with the ``--set``
-overrides, trained first if missing), int8, on the labelled test soundscapes of a dev-style folder.
+is the max over three windows). The trained student (the ``distill`` config with the ``--set``
+overrides, trained first if missing; its members averaged when ``distill.members`` > 1), int8, on
+the labelled test soundscapes of a dev-style folder.
 
     PYTHONPATH=src .venv/bin/python notebooks/research/student_shifts.py --data ../shared/data/dev \
-        --artifacts artifacts --set distill.width=32 --set distill.n_mixes=6000
+        --artifacts artifacts --set distill.members=1 --set distill.width=32 --set distill.n_mixes=6000
 """
 from __future__ import annotations
-
-import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,24 +16,15 @@ SHIFTS = ((), (1.25,), (2.0,), (2.5,), (3.75,), (5.0,), (1.25, 2.5))  # () = the
 
 
 def main() -> None:
-    from vocalprint import config as C
-    from vocalprint import pipeline
+    from _student import dev_student
+
     from vocalprint.audio import load_audio, n_windows, row_ids
     from vocalprint.config import frames_per_window
-    from vocalprint.dataset import load
     from vocalprint.mel import logmel
     from vocalprint.metrics import macro_auc
     from vocalprint.predict import shifted_windows
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--artifacts", default="artifacts")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    a = ap.parse_args()
-    cfg = C.load(None, ["submit.student_shift_s=0", *a.set])
-    ds = load(a.data)
-    pred = pipeline.predictor(cfg, ds, Path(a.artifacts), "student")
-    solution = pd.read_csv(Path(a.data) / "solution.csv")
+    cfg, ds, pred, solution = dev_student(["submit.student_shift_s=0"])
     fpw, w = frames_per_window(cfg), cfg.audio.window_s
     frames = {}
     for p in ds.test_soundscapes:

@@ -53,11 +53,37 @@ class PeakRSS:
         self._t.join()
 
 
+def _warm(i: int) -> int:
+    """First Mel of a worker process: librosa's lazy imports and numba compilation (about 2 s)."""
+    import numpy as np
+
+    from .config import MelConfig
+    from .mel import logmel
+
+    logmel(np.zeros(32000, np.float32), sr=32000, cfg=MelConfig())
+    time.sleep(0.2)  # let the other workers take the remaining tasks
+    return i
+
+
+def warm_workers(n_jobs: int) -> None:
+    """Start (or reuse) the ``n_jobs`` worker processes and pay their one-off start-up untimed.
+
+    The worker pool can be replaced between models (loky restarts workers that grew, e.g. after
+    BirdNET), and a fresh worker's first Mel costs about 2 s: on the 32-minute dev set that alone
+    made the student look slower with 2 workers than with 1 (mel 0.153 against 0.033 CPU-s per
+    audio minute); over 700 test minutes it is noise."""
+    from .parallel import map_files
+
+    if n_jobs > 1:
+        map_files(_warm, [(i,) for i in range(4 * n_jobs)], n_jobs=n_jobs, progress=False)
+
+
 def measure(cfg: Config, ds: Dataset, pred, out_dir: Path, *, n_jobs: int) -> dict:
     """One timed submit run with ``n_jobs`` worker processes; returns its report plus peak memory."""
     c = replace(cfg, run=replace(cfg.run, n_jobs=n_jobs, progress=False),
                 submit=replace(cfg.submit, budget_min=1e6))
     out = out_dir / f"{pred.name}_j{n_jobs}.csv"
+    warm_workers(n_jobs)
     with PeakRSS() as mem:
         rep = submit.run(c, ds, [pred], out)
     rep["peak_rss_gib"] = round(mem.peak / 2**30, 3)

@@ -1,0 +1,28 @@
+"""``make bench`` on the demo data: every row measured with 1 and 2 workers, AUC against the
+demo's solution, JSON and plot written."""
+from __future__ import annotations
+
+import json
+
+from vocalprint import bench, pipeline
+
+
+def test_bench_measures_each_model_with_one_and_two_workers(trained, small_cfg, tmp_path):
+    root, ds = trained[0], trained[1]
+    preds = [pipeline.predictor(small_cfg, ds, root, m) for m in ("loudness", "melstats-linear")]
+    res = bench.run(small_cfg, ds, preds, tmp_path)
+    saved = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    assert saved == json.loads(json.dumps(res)) and (tmp_path / "bench" / "bench.png").stat().st_size > 0
+    rows = {r["model"]: r for r in saved["models"]}
+    assert list(rows) == ["loudness", "melstats-linear"]
+    for r in rows.values():
+        assert r["audio_minutes"] == len(ds.test_soundscapes)  # the demo's test files last one minute
+        assert r["wall_s_per_min_1_worker"] > 0 and r["wall_s_per_min_2_workers"] > 0
+        assert 0 <= r["macro_auc"] <= 1 and r["peak_rss_gib"] > 0
+        assert {"decode", "mel"} <= set(r["cpu_s_per_min"])
+        assert (tmp_path / "bench" / f"{r['model']}_j2.csv").is_file()
+
+
+def test_warm_workers_runs_the_first_mel_in_the_pool():
+    bench.warm_workers(2)  # joblib workers: the task must pickle and run there
+    bench.warm_workers(1)  # one worker is this process: nothing to warm
