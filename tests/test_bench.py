@@ -23,6 +23,8 @@ def test_bench_measures_each_model_with_one_and_two_workers(trained, small_cfg, 
         assert (tmp_path / "bench" / f"{r['model']}_j2.csv").is_file()
 
 
-def test_warm_workers_runs_the_first_mel_in_the_pool():
-    bench.warm_workers(2)  # joblib workers: the task must pickle and run there
-    bench.warm_workers(1)  # one worker is this process: nothing to warm
+def test_warm_workers_runs_the_model_in_a_fresh_pool(trained, small_cfg):
+    root, ds = trained[0], trained[1]
+    pred = pipeline.predictor(small_cfg, ds, root, "melstats-linear")
+    bench.warm_workers(pred, 2)  # the predictor pickles and runs in the worker processes
+    bench.warm_workers(pred, 1)  # one worker is this process

@@ -53,29 +53,34 @@ class PeakRSS:
         self._t.join()
 
 
-def _warm(i: int) -> int:
-    """First Mel of a worker process: librosa's lazy imports and numba compilation (about 2 s)."""
+def _warm(pred, i: int) -> int:
+    """One 5-s row of silence through ``pred``: a worker's one-off start-up (librosa's lazy imports
+    and numba compilation, about 2 s for the first Mel; the model's interpreter)."""
     import numpy as np
 
-    from .config import MelConfig
-    from .mel import logmel
-
-    logmel(np.zeros(32000, np.float32), sr=32000, cfg=MelConfig())
+    pred.predict(np.zeros(int(pred.cfg.audio.sr * pred.cfg.audio.window_s), np.float32), 1, {})
     time.sleep(0.2)  # let the other workers take the remaining tasks
     return i
 
 
-def warm_workers(n_jobs: int) -> None:
-    """Start (or reuse) the ``n_jobs`` worker processes and pay their one-off start-up untimed.
+def warm_workers(pred, n_jobs: int) -> None:
+    """Pay the one-off start-up of ``pred`` untimed: in this process (1 worker), or in a fresh pool
+    of ``n_jobs`` worker processes that the timed run then reuses.
 
-    The worker pool can be replaced between models (loky restarts workers that grew, e.g. after
-    BirdNET), and a fresh worker's first Mel costs about 2 s: on the 32-minute dev set that alone
-    made the student look slower with 2 workers than with 1 (mel 0.153 against 0.033 CPU-s per
-    audio minute); over 700 test minutes it is noise."""
+    A fresh pool each time, because loky replaces a worker whose memory grew (after BirdNET) at the
+    end of its next task, so warming the old pool can leave a cold worker for the timed run; on the
+    32-minute dev set one cold worker's first Mel alone made the student look slower with 2 workers
+    than with 1 (Mel 0.12-0.15 against 0.03 CPU-s per audio minute); over 700 test minutes it is
+    noise."""
+    if n_jobs <= 1:
+        _warm(pred, 0)
+        return
+    from joblib.externals.loky import get_reusable_executor
+
     from .parallel import map_files
 
-    if n_jobs > 1:
-        map_files(_warm, [(i,) for i in range(4 * n_jobs)], n_jobs=n_jobs, progress=False)
+    get_reusable_executor(max_workers=n_jobs).shutdown(wait=True)
+    map_files(_warm, [(pred, i) for i in range(4 * n_jobs)], n_jobs=n_jobs, progress=False)
 
 
 def measure(cfg: Config, ds: Dataset, pred, out_dir: Path, *, n_jobs: int) -> dict:
@@ -83,7 +88,7 @@ def measure(cfg: Config, ds: Dataset, pred, out_dir: Path, *, n_jobs: int) -> di
     c = replace(cfg, run=replace(cfg.run, n_jobs=n_jobs, progress=False),
                 submit=replace(cfg.submit, budget_min=1e6))
     out = out_dir / f"{pred.name}_j{n_jobs}.csv"
-    warm_workers(n_jobs)
+    warm_workers(pred, n_jobs)
     with PeakRSS() as mem:
         rep = submit.run(c, ds, [pred], out)
     rep["peak_rss_gib"] = round(mem.peak / 2**30, 3)
