@@ -339,3 +339,5 @@ def test_ensemble_members_are_stages_of_their_own() -> None:
     assert keys[0] == student.key(one, "tf", "cache") and len(set(keys)) == 3
     assert student.key(one, "tf", "cache", 1) == keys[1]
     assert student.key(C.override(one, "distill.seed", "1"), "tf", "cache") != keys[0]
+    with pytest.raises(C.ConfigError, match="distill.members=0"):  # checked before any data is read
+        student.run_all(C.override(one, "distill.members", "0"), None, None, None, None, None)

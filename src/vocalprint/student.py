@@ -17,7 +17,7 @@ from . import artifacts as A
 from . import mel as M
 from . import teach
 from .audio import AudioError, frame_windows, load_audio
-from .config import Config, fingerprint, frames_per_window
+from .config import Config, ConfigError, fingerprint, frames_per_window
 from .dataset import Dataset
 from .parallel import progress_bar
 from .teach import runner
@@ -175,7 +175,7 @@ def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0) -> str:
 def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path) -> list[Path]:
     """Every member of the student ensemble (``distill.members``), each trained unless cached."""
     if cfg.distill.members < 1:
-        raise ValueError(f"distill.members={cfg.distill.members}: need at least one student")
+        raise ConfigError(f"distill.members={cfg.distill.members}: need at least one student")
     return [run(cfg, ds, mel_dir, cache_dir, tfeat_dir, root, member=j) for j in range(cfg.distill.members)]
 
 
