@@ -11,7 +11,6 @@ shifted ± ``submit.student_shift_s``), on the labelled test soundscapes of a de
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,26 +19,20 @@ import pandas as pd
 def main() -> None:
     import faiss
 
+    from _student import dev_setup
+
     from vocalprint import artifacts as A
-    from vocalprint import config as C
     from vocalprint import distill as D
     from vocalprint import pipeline, student
     from vocalprint.audio import load_audio, n_windows, row_ids
     from vocalprint.config import frames_per_window
-    from vocalprint.dataset import load
     from vocalprint.mel import logmel
     from vocalprint.metrics import macro_auc
     from vocalprint.predict import shifted_windows
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--artifacts", default="artifacts")
-    ap.add_argument("--k", type=int, default=1024)
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    a = ap.parse_args()
-    cfg = C.load(None, ["distill.width=32", "run.progress=false", *a.set])
-    ds = load(a.data)
-    root = Path(a.artifacts)
+    ap.add_argument("--k", type=int, default=1024, help="K-means centroids (tokens)")
+    a, cfg, ds, root, solution = dev_setup(["distill.width=32", "run.progress=false"], ap)
     _, cache, tfeat = pipeline.teacher_features(cfg, ds, root)
     tm = student.mixes(cfg, ds, cache, root)
     species = A.manifest(tfeat)["species"]
@@ -59,7 +52,6 @@ def main() -> None:
             out[s:s + 500] = km.centroids[i[:, 0]].reshape(b.shape)
         return out
 
-    solution = pd.read_csv(Path(a.data) / "solution.csv")
     fpw, shift = frames_per_window(cfg), cfg.submit.student_shift_s
     test = []
     for p in ds.test_soundscapes:
@@ -68,7 +60,7 @@ def main() -> None:
         wins, idx = shifted_windows(logmel(x, sr=cfg.audio.sr, cfg=cfg.mel), n=n, fpw=fpw,
                                     offsets_s=(-shift, 0.0, shift), cfg=cfg)
         test.append((p.stem, n, wins, idx))
-    print(f"| input | dev AUC |\n|---|---|")
+    print("| input | dev AUC |\n|---|---|")
     for name, f in (("log-Mel frames", lambda w: w), (f"K = {a.k} whole-frame token vectors", tokens)):
         model, _ = D.train_student(f(X), teacher_emb=E, teacher_logits=T, labels=Y, meta=None,
                                    cfg=cfg.distill, progress=False)

@@ -720,7 +720,7 @@ class StudentRunner:
 
 class StudentEnsemble:
     """Several exported students (``distill.members``) run as one: ``predict`` returns the mean of
-    their logits (an ensemble in log-odds) and their embeddings side by side."""
+    their logits (an ensemble in log-odds); the members' embeddings are not combined."""
 
     def __init__(self, runners: Sequence[StudentRunner]) -> None:
         if not runners:
@@ -732,8 +732,6 @@ class StudentEnsemble:
         self.input_shape = self.runners[0].input_shape
 
     def predict(self, mels: np.ndarray, *, batch: int = 64) -> dict[str, np.ndarray]:
-        outs = [r.predict(mels, batch=batch) for r in self.runners]
-        if len(outs) == 1:
-            return outs[0]
-        return {"logits": np.mean([o["logits"] for o in outs], axis=0).astype(np.float32),
-                "embedding": np.concatenate([o["embedding"] for o in outs], axis=1)}
+        """``mels`` ``[n, n_frames, n_mels]`` -> ``{"logits": [n, C]}``, the members' mean."""
+        logits = [r.predict(mels, batch=batch)["logits"] for r in self.runners]
+        return {"logits": np.mean(logits, axis=0).astype(np.float32)}

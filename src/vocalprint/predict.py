@@ -126,14 +126,13 @@ def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
     if hasattr(pred, "members"):
         pred.members = [copy.copy(m) for m in pred.members]
     for i, p in enumerate((pred, *getattr(pred, "members", ()))):
+        def keep(j: int | None, src: Path, i: int = i) -> Path:
+            name = Path(f"m{i}_{src.name}" if j is None else f"m{i}_{j}_{src.name}")
+            shutil.copyfile(src, work / name)
+            return name  # relative: resolved by load_bundle
+
         for attr in getattr(p, "external", ()):
-            val = getattr(p, attr)
-            many = isinstance(val, (tuple, list))
-            names = []
-            for j, src in enumerate(map(Path, val if many else (val,))):
-                names.append(Path(f"m{i}_{j}_{src.name}" if many else f"m{i}_{src.name}"))
-                shutil.copyfile(src, work / names[-1])
-            setattr(p, attr, tuple(names) if many else names[0])  # relative: resolved by load_bundle
+            setattr(p, attr, _each_path(getattr(p, attr), keep))
     A.dump_joblib(pred, work / BUNDLE_FILE)
     return A.finish(work, folder, {"stage": "bundle", "model": pred.name, "species": list(pred.species),
                                    "config": to_dict(pred.cfg), **(info or {})})
@@ -148,12 +147,16 @@ def load_bundle(folder: Path):
     for p in (pred, *getattr(pred, "members", ())):
         p.cfg = upgrade(p.cfg)
         for attr in getattr(p, "external", ()):
-            val = getattr(p, attr)
-            if isinstance(val, (tuple, list)):
-                setattr(p, attr, tuple(A.verified(folder / Path(v).name) for v in val))
-            else:
-                setattr(p, attr, A.verified(folder / Path(val).name))
+            setattr(p, attr, _each_path(getattr(p, attr), lambda j, v: A.verified(folder / v.name)))
     return pred
+
+
+def _each_path(val, fn):
+    """``fn(j, path)`` over a tuple of paths (j its index), or ``fn(None, path)`` on a single one;
+    the result keeps the shape."""
+    if isinstance(val, (tuple, list)):
+        return tuple(fn(j, Path(v)) for j, v in enumerate(val))
+    return fn(None, Path(val))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -250,14 +253,13 @@ class StudentPredictor:
         c = self.cfg
         clk = _Clock(times)
         run = self.runner()
+        clk.lap("load")  # the interpreters, once per process
         frames = mel_frames(x, c, shared)
         clk.lap("mel")
-        shift = c.submit.student_shift_s
-        if shift > 0:  # each row: max over its window and the windows shifted by -/+ shift
-            wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), offsets_s=(-shift, 0.0, shift), cfg=c)
-            out = run.predict(wins)["logits"][rows].max(axis=1)
-        else:
-            out = run.predict(student_windows(frames, n=n, fpw=frames_per_window(c), cfg=c))["logits"]
+        shift = c.submit.student_shift_s  # each row: max over its window and the windows shifted by -/+ shift
+        offsets = (-shift, 0.0, shift) if shift > 0 else (0.0,)
+        wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), offsets_s=offsets, cfg=c)
+        out = run.predict(wins)["logits"][rows].max(axis=1)
         clk.lap("model")
         return _sigmoid(out)
 
