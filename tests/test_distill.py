@@ -341,3 +341,83 @@ def test_ensemble_members_are_stages_of_their_own() -> None:
     assert student.key(C.override(one, "distill.seed", "1"), "tf", "cache") != keys[0]
     with pytest.raises(C.ConfigError, match="distill.members=0"):  # checked before any data is read
         student.run_all(C.override(one, "distill.members", "0"), None, None, None, None, None)
+
+
+def _books(x: np.ndarray, seed: int = 0) -> list:
+    """Small K-means codebooks (whole frames K=16, two half-band groups K=8) fitted on the frame
+    features of ``x`` as the tokens-nb stage fits them (per-window median, standardised frames)."""
+    import faiss
+
+    out = []
+    for lo, hi, k in ((0, N_MELS, 16), (0, N_MELS // 2, 8), (N_MELS // 2, N_MELS, 8)):
+        v = np.asarray(x, np.float32)[:, :, lo:hi]
+        v = v - np.median(v, axis=1, keepdims=True)
+        v = ((v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)).reshape(-1, hi - lo)
+        km = faiss.Kmeans(hi - lo, k, niter=10, seed=seed)
+        km.train(np.ascontiguousarray(v[::7]))
+        out.append((lo, hi, km.centroids.copy()))
+    return out
+
+
+def test_token_front_is_the_faiss_assignment_in_graph(data: dict) -> None:
+    """The token student's front end gives every frame the token the tokens-nb stage gives it (the
+    Faiss nearest centroid of its median-removed, standardised bands), looked up as a vector."""
+    import faiss
+
+    from vocalprint.distill import _token_front_layer, token_front
+    from vocalprint.nb import _encode, _features, _tokens_cfg, _View, NBConfig
+
+    x = np.asarray(data["val"][0][:4], np.float32)
+    books = _books(x)
+    layer = _token_front_layer()(books, 4, seed=0)
+    out = np.asarray(layer(x))
+    assert out.shape == (4, N_FRAMES, 8 + 4 + 4)  # the whole-frame codebook gets twice the dims
+    for i, (lo, hi, c) in enumerate(books):
+        ids = token_front(x, lo, hi, c)
+        assert len(np.unique(ids)) > 1
+        a = sum(layer.dims[:i])
+        np.testing.assert_allclose(out[..., a:a + layer.dims[i]], np.asarray(layer.tables[i])[ids], rtol=1e-6)
+        ix = faiss.IndexFlatL2(hi - lo)
+        ix.add(c)
+        v = _View("v", "logmel", lo, hi, len(c), 0, 1.0)
+        np.testing.assert_array_equal(ids[1], _encode(ix, _features(x[1], v, _tokens_cfg(v, NBConfig()))))
+
+
+def test_token_student_learns_and_exports(data: dict, tmp_path: Path) -> None:
+    """The 1-D CNN over token vectors trains (loss falls, species separate), keeps only the token
+    vectors and the CNN as weights, and survives the float32 and int8 TFLite export."""
+    books = _books(data["x"][:64])
+    cfg = StudentConfig(**{**SMALL.__dict__, "front": "tokens", "token_dim": 8, "width": 16, "epochs": 10})
+    model, hist = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"], labels=data["y"],
+                                meta=None, cfg=cfg, progress=False, codebooks=books)
+    assert hist["loss"][-1] < 0.7 * hist["loss"][0]
+    assert "tokens" in {lay.name for lay in model.layers} and "stem_conv" not in {lay.name for lay in model.layers}
+    v = np.asarray(data["val"][0], np.float32)
+    ref = predict_keras(model, v)["logits"]
+    assert np.mean([auc(ref[:, c], data["val"][3][:, c]) for c in range(N_CLASSES)]) > 0.8
+    got = StudentRunner(export_tflite(model, tmp_path / "tok.tflite")).predict(v[:8])["logits"]
+    np.testing.assert_allclose(got, ref[:8], rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # int8 weights (the student stage's export for the token front); a flat window (silence padding
+    # past a file's end) has no spectral shape: every token front must still run on it
+    q = StudentRunner(export_tflite(model, tmp_path / "tok8.tflite", quant="weights"))
+    flat = np.concatenate([v[:7], np.full((1, N_FRAMES, N_MELS), -100.0, np.float32)])
+    got = q.predict(flat)["logits"]
+    assert np.isfinite(got).all() and np.corrcoef(got[:7].ravel(), ref[:7].ravel())[0, 1] > 0.95
+    with pytest.raises(ValueError, match="codebooks"):
+        build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                      n_meta=0, cfg=cfg)
+
+
+def test_token_student_keys() -> None:
+    """A Mel student's key ignores the token fields (cached students stay valid); a token student
+    is keyed by the tokens-nb stage whose codebooks it uses."""
+    from vocalprint import config as C
+    from vocalprint import student
+
+    mel = C.Config()
+    assert student.key(C.override(mel, "distill.token_dim", "16"), "tf", "c") == student.key(mel, "tf", "c")
+    tok = C.override(mel, "distill.front", "tokens")
+    assert student.key(tok, "tf", "c", books_key="nb1") != student.key(mel, "tf", "c")
+    assert student.key(tok, "tf", "c", books_key="nb1") != student.key(tok, "tf", "c", books_key="nb2")
+    with pytest.raises(C.ConfigError, match="tokens-nb"):
+        student.run(tok, None, Path("m"), Path("c"), Path("t"), Path("r"))

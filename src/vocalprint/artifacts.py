@@ -51,9 +51,20 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+def _jsonable(o: Any) -> Any:
+    """Config dataclasses as objects (readable back as dicts), NumPy scalars as numbers, else str."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable))
 
 
 def save_npy(path: str | Path, arr: np.ndarray) -> None:

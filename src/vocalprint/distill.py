@@ -66,6 +66,12 @@ class StudentConfig:
 
     width: int = 48
     depth: int = 4
+    # "mel": the 2-D CNN over log-Mel windows; "tokens": a 1-D CNN over the window's vocalprint
+    # tokens (issue 4, item 5): every frame becomes the nearest centroid of each log-Mel codebook of
+    # the tokens-nb stage (whole frames K=1024, four sub-band groups K=256; the in-graph twin of the
+    # Faiss assignment), each token id a learned ``token_dim`` vector (twice that for whole frames)
+    front: str = "mel"
+    token_dim: int = 32
     emb_dim: int = 256
     stem: str = "stride4"  # "stride4" (5x5 conv, stride 4) | "conv_pool" | "conv" (stride 2)
     convs: int = 1  # 3x3 convs per stage
@@ -124,8 +130,13 @@ def build_student(
     teacher_emb_dim: int,
     n_meta: int,
     cfg: StudentConfig,
+    codebooks: Sequence[tuple[int, int, np.ndarray]] | None = None,
 ) -> "keras.Model":
     """The student network: input ``mels`` ``[b, n_frames, n_mels]`` float32 (dB log-Mel).
+
+    ``cfg.front == "tokens"`` needs ``codebooks``: ``(lo, hi, centroids [K, hi - lo])`` per
+    codebook over Mel bands ``[lo, hi)`` (see :func:`token_front`); the body is then a 1-D CNN
+    over time of ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
 
     Outputs, a dict of float32 tensors:
       ``logits``    ``[b, n_classes]``       competition species (use with sigmoid);
@@ -153,6 +164,22 @@ def build_student(
         return layers.ReLU(name=f"{name}_relu")(x)
 
     inp = keras.Input((n_frames, n_mels), name=_INPUT_NAME, dtype="float32")
+    if cfg.front == "tokens":
+        if not codebooks:
+            raise ValueError("front='tokens' needs the codebooks of the tokens-nb stage")
+        x = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), name="tokens")(inp)
+        for i in range(cfg.depth):
+            ch = cfg.width * 2 ** min(i, cfg.max_doublings)
+            x = layers.Conv1D(ch, 5 if i == 0 else 3, padding="same", use_bias=False,
+                              kernel_initializer=init(), name=f"s{i}_conv")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"s{i}_bn")(x)
+            x = layers.ReLU(name=f"s{i}_relu")(x)
+            if x.shape[1] >= 4:
+                x = layers.MaxPooling1D(2, name=f"s{i}_pool")(x)
+        return _heads(inp, x, n_classes=n_classes, teacher_emb_dim=teacher_emb_dim, n_meta=n_meta,
+                      cfg=cfg, seeds=seeds)
+    if cfg.front != "mel":
+        raise ValueError(f"front {cfg.front!r}: use 'mel' or 'tokens'")
     x = layers.Rescaling(1.0 / 20.0, offset=2.0, name="db_affine")(inp)  # -80..0 dB -> -2..2
     x = layers.Reshape((n_frames, n_mels, 1), name="to_image")(x)
     if cfg.band_norm:  # 2nd channel: the window with each band's mean over time removed
@@ -187,6 +214,17 @@ def build_student(
     else:
         raise ValueError(f"freq_pool {cfg.freq_pool!r}: use 'learned' or 'mean'")
     x = layers.Reshape((t_out, ch_out), name="freq_squeeze")(x)  # [b, t, ch]
+    return _heads(inp, x, n_classes=n_classes, teacher_emb_dim=teacher_emb_dim, n_meta=n_meta,
+                  cfg=cfg, seeds=seeds)
+
+
+def _heads(inp: Any, x: Any, *, n_classes: int, teacher_emb_dim: int, n_meta: int, cfg: StudentConfig,
+           seeds: Any) -> "keras.Model":
+    """Mean + max over time of ``x`` ``[b, t, ch]`` -> the ``embedding`` and the heads."""
+    import keras
+    from keras import layers
+
+    init = lambda: keras.initializers.HeNormal(seed=next(seeds))  # noqa: E731
     h = layers.Concatenate(name="time_pool")(
         [layers.GlobalAveragePooling1D(name="time_mean")(x),
          layers.GlobalMaxPooling1D(name="time_max")(x)])
@@ -228,6 +266,69 @@ def _freq_coord_layer() -> Any:
 
         _FREQ_COORD = FreqCoord
     return _FREQ_COORD
+
+
+_TOKEN_FRONT: Any = None
+
+
+def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray) -> np.ndarray:
+    """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
+    ``[b, T]``: bands ``[lo, hi)``, each band's median over the window removed, each frame
+    standardised over its bands (:func:`vocalprint.tokens.frame_features`), nearest centroid."""
+    v = np.asarray(x, np.float32)[:, :, lo:hi]
+    v = v - np.median(v, axis=1, keepdims=True)
+    v = (v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)
+    c = np.asarray(centroids, np.float32)
+    return np.argmax(v @ c.T - 0.5 * (c * c).sum(1), axis=-1)
+
+
+def _token_front_layer() -> Any:
+    """Keras layer class (created once, lazily): dB windows ``[b, T, M]`` -> ``[b, T, D]``, the
+    concatenated learned vectors of each frame's token in every codebook (as :func:`token_front`,
+    in-graph; the centroids are constants, only the token vectors are trained)."""
+    global _TOKEN_FRONT
+    if _TOKEN_FRONT is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="vocalprint")
+        class TokenFront(keras.layers.Layer):
+            def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, **kw: Any) -> None:
+                super().__init__(**kw)
+                self.books = [(int(lo), int(hi), np.asarray(c, np.float32)) for lo, hi, c in codebooks]
+                full = max(hi - lo for lo, hi, _ in self.books)
+                # a whole-frame codebook gets twice the dimensions of a sub-band one
+                self.dims = [dim * (2 if hi - lo == full and len(self.books) > 1 else 1) for lo, hi, _ in self.books]
+                self.seed = seed
+
+            def build(self, shape: tuple) -> None:
+                self.tables = [self.add_weight(shape=(c.shape[0], d), name=f"vectors{i}",
+                                               initializer=keras.initializers.RandomNormal(0.0, 0.5, seed=self.seed + i))
+                               for i, ((_, _, c), d) in enumerate(zip(self.books, self.dims))]
+
+            def call(self, x: Any) -> Any:
+                import tensorflow as tf  # tf.gather, not keras.ops.take: the latter adds BitwiseAnd (no TFLite op)
+
+                ops = keras.ops
+                t = x.shape[1]
+                k = t // 2 + 1  # the median over time from the top half (TOPK_V2 in TFLite)
+                out = []
+                for (lo, hi, c), tab in zip(self.books, self.tables):
+                    v = x[:, :, lo:hi]
+                    top = ops.top_k(ops.transpose(v, (0, 2, 1)), k, sorted=True)[0]  # [b, bands, k]
+                    med = top[..., k - 1] if t % 2 else 0.5 * (top[..., k - 2] + top[..., k - 1])
+                    v = v - med[:, None, :]
+                    mu = ops.mean(v, axis=-1, keepdims=True)
+                    sd = ops.sqrt(ops.mean(ops.square(v - mu), axis=-1, keepdims=True))
+                    v = (v - mu) / (sd + 1e-3)
+                    score = ops.matmul(v, ops.convert_to_tensor(c.T)) - ops.convert_to_tensor(0.5 * (c * c).sum(1))
+                    out.append(tf.gather(tab, tf.argmax(score, axis=-1, output_type=tf.int32)))
+                return ops.concatenate(out, axis=-1) if len(out) > 1 else out[0]
+
+            def compute_output_shape(self, shape: tuple) -> tuple:
+                return (shape[0], shape[1], sum(self.dims))
+
+        _TOKEN_FRONT = TokenFront
+    return _TOKEN_FRONT
 
 
 _BAND_NORM: Any = None
@@ -386,6 +487,7 @@ def train_student(
     val: tuple | None = None,
     cfg: StudentConfig = StudentConfig(),
     progress: bool = True,
+    codebooks: Sequence[tuple[int, int, np.ndarray]] | None = None,
 ) -> tuple["keras.Model", dict]:
     """Train a fresh student (see :func:`build_student`) by distillation + supervision.
 
@@ -421,7 +523,7 @@ def train_student(
         raise ValueError("w_emb, w_soft and w_label are all 0: nothing to train the student on")
     mu, sd = _standardise_stats(teacher_emb)
     model = build_student(n_frames=n_frames, n_mels=n_mels, n_classes=n_classes,
-                          teacher_emb_dim=teacher_emb.shape[1], n_meta=n_meta, cfg=cfg)
+                          teacher_emb_dim=teacher_emb.shape[1], n_meta=n_meta, cfg=cfg, codebooks=codebooks)
     n_par = count_params(model)
     bs = min(cfg.batch, n)
     steps = n // bs  # drop the ragged tail: fixed shapes, no tiny BatchNorm batches
@@ -586,13 +688,16 @@ def export_tflite(
                   ``representative`` ``[m, n_frames, n_mels]`` windows from training audio
                   (a few hundred is plenty). I/O stays float32 (quantise/dequantise ops inside the
                   model) unless ``int8_io``; :class:`StudentRunner` handles both.
+      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front needs it:
+                  in full int8 its per-frame standardisation divides by a quantised zero on flat
+                  (padded) frames and the nearest-centroid search flips tokens.
     The file is written to a temporary name and moved into place. Returns ``path``.
     """
     import keras
     import tensorflow as tf
 
-    if quant not in ("none", "int8"):
-        raise ValueError(f"quant {quant!r}: use 'none' or 'int8'")
+    if quant not in ("none", "int8", "weights"):
+        raise ValueError(f"quant {quant!r}: use 'none', 'int8' or 'weights'")
     if quant == "int8" and (representative is None or len(representative) == 0):
         raise ValueError("int8 export needs representative windows")
     path = Path(path)
@@ -632,6 +737,8 @@ def _convert(conv: Any, quant: str, representative: np.ndarray | None, int8_io: 
     import tensorflow as tf
 
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quant == "weights":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "int8":
         rep = np.asarray(representative, np.float32)
 

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
 TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
-STUDENT_MODELS = ("student", "student-fp32")
+STUDENT_MODELS = ("student", "student-fp32", "tokens-cnn")
 MODELS = HEAD_MODELS + ("tokens-nb", "loudness") + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
 BENCH_DEFAULT = ("loudness", "stsg-linear", "melstats-linear", "tokens-nb", "birdnet-zeroshot", "birdnet-probe", "student")
 
@@ -53,6 +53,11 @@ def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, 
     return m, cache, teach.features(cfg, cache, f, root)
 
 
+def _student_cfg(cfg: Config, model: str) -> Config:
+    """``tokens-cnn`` is the student with the token front (``distill.front="tokens"``)."""
+    return replace(cfg, distill=replace(cfg.distill, front="tokens")) if model == "tokens-cnn" else cfg
+
+
 def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
     """Train what ``model`` needs; returns its last stage folder."""
     check_model(model)
@@ -63,7 +68,7 @@ def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
         _, _, tf = teacher_features(cfg, ds, root)
         return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
     if model in STUDENT_MODELS:
-        return distill(cfg, ds, root)
+        return distill(_student_cfg(cfg, model), ds, root)[-1]
     if model == "tokens-nb":
         return tokens_nb(cfg, ds, root)
     if model == "loudness":  # nothing to train
@@ -80,11 +85,13 @@ def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
 
 
 def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
-    """The student's stage folders: one per member of ``distill.members``."""
+    """The student's stage folders: one per member of ``distill.members`` (after the tokens-nb
+    stage, whose codebooks it reads, when ``distill.front="tokens"``)."""
     from . import student
 
     m, cache, tf = teacher_features(cfg, ds, root)
-    return student.run_all(cfg, ds, m, cache, tf, root)
+    books = tokens_nb(cfg, ds, root) if cfg.distill.front != "mel" else None
+    return student.run_all(cfg, ds, m, cache, tf, root, books_dir=books)
 
 
 def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
@@ -118,6 +125,7 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
 
         pred = nb.load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     elif model in STUDENT_MODELS:
+        cfg = _student_cfg(cfg, model)
         sdirs = distill(cfg, ds, root)
         f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"
         pred = StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdirs[0])["species"],
