@@ -343,53 +343,54 @@ def test_ensemble_members_are_stages_of_their_own() -> None:
         student.run_all(C.override(one, "distill.members", "0"), None, None, None, None, None)
 
 
-def _books(x: np.ndarray, seed: int = 0) -> list:
-    """Small K-means codebooks (whole frames K=16, two half-band groups K=8) fitted on the frame
-    features of ``x`` as the tokens-nb stage fits them (per-window median, standardised frames)."""
+TOKENS = {"front": "tokens", "token_dim": 8, "token_groups": 2, "token_k": 8, "token_k_frame": 16,
+          "token_sample": 4000}
+
+
+@pytest.mark.parametrize("level", [False, True])
+def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool) -> None:
+    """The token front gives every frame the Faiss nearest centroid of its features (bands minus
+    the window's median; whole frames standardised, band groups standardised unless they keep the
+    level), looked up as a learned vector; the whole-frame features are those tokens-nb clusters."""
     import faiss
 
-    out = []
-    for lo, hi, k in ((0, N_MELS, 16), (0, N_MELS // 2, 8), (N_MELS // 2, N_MELS, 8)):
-        v = np.asarray(x, np.float32)[:, :, lo:hi]
-        v = v - np.median(v, axis=1, keepdims=True)
-        v = ((v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)).reshape(-1, hi - lo)
-        km = faiss.Kmeans(hi - lo, k, niter=10, seed=seed)
-        km.train(np.ascontiguousarray(v[::7]))
-        out.append((lo, hi, km.centroids.copy()))
-    return out
+    from vocalprint.distill import _token_front_layer, fit_token_books, token_features, token_front
+    from vocalprint.nb import _features, _tokens_cfg, _View, NBConfig
 
-
-def test_token_front_is_the_faiss_assignment_in_graph(data: dict) -> None:
-    """The token student's front end gives every frame the token the tokens-nb stage gives it (the
-    Faiss nearest centroid of its median-removed, standardised bands), looked up as a vector."""
-    import faiss
-
-    from vocalprint.distill import _token_front_layer, token_front
-    from vocalprint.nb import _encode, _features, _tokens_cfg, _View, NBConfig
-
+    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_level": level})
     x = np.asarray(data["val"][0][:4], np.float32)
-    books = _books(x)
+    books = fit_token_books(data["x"], cfg)
+    assert [(lo, hi, len(c), st) for lo, hi, c, st in books] == [
+        (0, N_MELS, 16, True), (0, N_MELS // 2, 8, not level), (N_MELS // 2, N_MELS, 8, not level)]
     layer = _token_front_layer()(books, 4, seed=0)
     out = np.asarray(layer(x))
     assert out.shape == (4, N_FRAMES, 8 + 4 + 4)  # the whole-frame codebook gets twice the dims
-    for i, (lo, hi, c) in enumerate(books):
-        ids = token_front(x, lo, hi, c)
+    for i, (lo, hi, c, st) in enumerate(books):
+        ids = token_front(x, lo, hi, c, st)
         assert len(np.unique(ids)) > 1
         a = sum(layer.dims[:i])
         np.testing.assert_allclose(out[..., a:a + layer.dims[i]], np.asarray(layer.tables[i])[ids], rtol=1e-6)
         ix = faiss.IndexFlatL2(hi - lo)
         ix.add(c)
-        v = _View("v", "logmel", lo, hi, len(c), 0, 1.0)
-        np.testing.assert_array_equal(ids[1], _encode(ix, _features(x[1], v, _tokens_cfg(v, NBConfig()))))
+        np.testing.assert_array_equal(ids[1], ix.search(token_features(x[1:2], lo, hi, st)[0], 1)[1][:, 0])
+    v = _View("v", "logmel", 0, N_MELS, 16, 0, 1.0)
+    np.testing.assert_allclose(token_features(x[1:2], 0, N_MELS, True)[0],
+                               _features(x[1], v, _tokens_cfg(v, NBConfig())), atol=1e-4)
+    if level:  # level-keeping groups: a call 20 dB louder is another token
+        loud = x.copy()
+        loud[:, :, :N_MELS // 2] += np.where(np.arange(N_FRAMES) % 50 < 10, 20.0, 0.0)[None, :, None]
+        lo, hi, c, st = books[1]
+        assert not st and (token_front(loud, lo, hi, c, st) != token_front(x, lo, hi, c, st)).mean() > 0.1
+    with pytest.raises(ValueError, match="divide"):
+        fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_groups": 3}))
 
 
 def test_token_student_learns_and_exports(data: dict, tmp_path: Path) -> None:
-    """The 1-D CNN over token vectors trains (loss falls, species separate), keeps only the token
-    vectors and the CNN as weights, and survives the float32 and int8 TFLite export."""
-    books = _books(data["x"][:64])
-    cfg = StudentConfig(**{**SMALL.__dict__, "front": "tokens", "token_dim": 8, "width": 16, "epochs": 10})
+    """The 1-D CNN over token vectors trains (loss falls, species separate), fitting its codebooks on
+    its training windows, and survives the float32 and int8-weight TFLite export."""
+    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "width": 16, "epochs": 10})
     model, hist = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"], labels=data["y"],
-                                meta=None, cfg=cfg, progress=False, codebooks=books)
+                                meta=None, cfg=cfg, progress=False)
     assert hist["loss"][-1] < 0.7 * hist["loss"][0]
     assert "tokens" in {lay.name for lay in model.layers} and "stem_conv" not in {lay.name for lay in model.layers}
     v = np.asarray(data["val"][0], np.float32)
@@ -409,15 +410,16 @@ def test_token_student_learns_and_exports(data: dict, tmp_path: Path) -> None:
 
 
 def test_token_student_keys() -> None:
-    """A Mel student's key ignores the token fields (cached students stay valid); a token student
-    is keyed by the tokens-nb stage whose codebooks it uses."""
+    """A Mel student's key ignores the token fields (cached students stay valid); a token
+    student's key holds them."""
     from vocalprint import config as C
     from vocalprint import student
 
     mel = C.Config()
-    assert student.key(C.override(mel, "distill.token_dim", "16"), "tf", "c") == student.key(mel, "tf", "c")
+    for k, v in (("token_dim", "16"), ("token_groups", "8"), ("token_level", "true")):
+        assert student.key(C.override(mel, f"distill.{k}", v), "tf", "c") == student.key(mel, "tf", "c")
     tok = C.override(mel, "distill.front", "tokens")
-    assert student.key(tok, "tf", "c", books_key="nb1") != student.key(mel, "tf", "c")
-    assert student.key(tok, "tf", "c", books_key="nb1") != student.key(tok, "tf", "c", books_key="nb2")
-    with pytest.raises(C.ConfigError, match="tokens-nb"):
-        student.run(tok, None, Path("m"), Path("c"), Path("t"), Path("r"))
+    assert student.key(tok, "tf", "c") != student.key(mel, "tf", "c")
+    assert student.key(C.override(tok, "distill.token_groups", "8"), "tf", "c") != student.key(tok, "tf", "c")
+    with pytest.raises(C.ConfigError, match="distill.front"):
+        student.run(C.override(mel, "distill.front", "pcen"), None, Path("m"), Path("c"), Path("t"), Path("r"))

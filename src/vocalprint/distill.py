@@ -67,11 +67,20 @@ class StudentConfig:
     width: int = 48
     depth: int = 4
     # "mel": the 2-D CNN over log-Mel windows; "tokens": a 1-D CNN over the window's vocalprint
-    # tokens (issue 4, item 5): every frame becomes the nearest centroid of each log-Mel codebook of
-    # the tokens-nb stage (whole frames K=1024, four sub-band groups K=256; the in-graph twin of the
-    # Faiss assignment), each token id a learned ``token_dim`` vector (twice that for whole frames)
+    # tokens (issue 4, item 5; MODEL=tokens-cnn). Every frame becomes the nearest centroid of each
+    # of several Faiss K-means codebooks fitted on the training windows (the assignment runs in the
+    # graph): one over whole frames (``token_k_frame``, spectral shape: each frame standardised;
+    # 0 = none) and one per group of ``n_mels / token_groups`` adjacent bands (``token_k``). Each
+    # token id is a learned ``token_dim`` vector (twice that for whole frames).
     front: str = "mel"
     token_dim: int = 32
+    token_groups: int = 4
+    token_k: int = 256
+    token_k_frame: int = 1024
+    # band groups keep their level above the window's per-band median (True) or are standardised
+    # per frame like the whole-frame codebook (False: shape only, as tokens-nb's sub-bands)
+    token_level: bool = False
+    token_sample: int = 200_000  # frames sampled (seeded) from the training windows per K-means fit
     emb_dim: int = 256
     stem: str = "stride4"  # "stride4" (5x5 conv, stride 4) | "conv_pool" | "conv" (stride 2)
     convs: int = 1  # 3x3 convs per stage
@@ -130,13 +139,14 @@ def build_student(
     teacher_emb_dim: int,
     n_meta: int,
     cfg: StudentConfig,
-    codebooks: Sequence[tuple[int, int, np.ndarray]] | None = None,
+    codebooks: Sequence[tuple[int, int, np.ndarray, bool]] | None = None,
 ) -> "keras.Model":
     """The student network: input ``mels`` ``[b, n_frames, n_mels]`` float32 (dB log-Mel).
 
-    ``cfg.front == "tokens"`` needs ``codebooks``: ``(lo, hi, centroids [K, hi - lo])`` per
-    codebook over Mel bands ``[lo, hi)`` (see :func:`token_front`); the body is then a 1-D CNN
-    over time of ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
+    ``cfg.front == "tokens"`` needs ``codebooks`` (:func:`fit_token_books`): ``(lo, hi,
+    centroids [K, hi - lo], standardise)`` per codebook over Mel bands ``[lo, hi)`` (see
+    :func:`token_front`); the body is then a 1-D CNN over time of ``depth`` stages [conv,
+    BatchNorm, ReLU, 2x max-pool].
 
     Outputs, a dict of float32 tensors:
       ``logits``    ``[b, n_classes]``       competition species (use with sigmoid);
@@ -166,7 +176,7 @@ def build_student(
     inp = keras.Input((n_frames, n_mels), name=_INPUT_NAME, dtype="float32")
     if cfg.front == "tokens":
         if not codebooks:
-            raise ValueError("front='tokens' needs the codebooks of the tokens-nb stage")
+            raise ValueError("front='tokens' needs codebooks (fit_token_books)")
         x = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), name="tokens")(inp)
         for i in range(cfg.depth):
             ch = cfg.width * 2 ** min(i, cfg.max_doublings)
@@ -271,15 +281,67 @@ def _freq_coord_layer() -> Any:
 _TOKEN_FRONT: Any = None
 
 
-def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray) -> np.ndarray:
-    """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
-    ``[b, T]``: bands ``[lo, hi)``, each band's median over the window removed, each frame
-    standardised over its bands (:func:`vocalprint.tokens.frame_features`), nearest centroid."""
+def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool) -> np.ndarray:
+    """dB windows ``[b, T, M]`` -> the features one codebook clusters, ``[b, T, hi - lo]``: bands
+    ``[lo, hi)`` minus each band's median over the window; then, if ``standardise``, each frame
+    z-scored over its bands (:func:`vocalprint.tokens.frame_features`)."""
     v = np.asarray(x, np.float32)[:, :, lo:hi]
     v = v - np.median(v, axis=1, keepdims=True)
-    v = (v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)
+    if standardise:
+        v = (v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)
+    return v
+
+
+def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray, standardise: bool = True) -> np.ndarray:
+    """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
+    ``[b, T]`` (nearest centroid of :func:`token_features`)."""
     c = np.asarray(centroids, np.float32)
-    return np.argmax(v @ c.T - 0.5 * (c * c).sum(1), axis=-1)
+    return np.argmax(token_features(x, lo, hi, standardise) @ c.T - 0.5 * (c * c).sum(1), axis=-1)
+
+
+def token_books_spec(n_mels: int, cfg: StudentConfig) -> list[tuple[int, int, int, bool]]:
+    """``(lo, hi, K, standardise)`` of every codebook ``cfg`` asks for."""
+    g = int(cfg.token_groups)
+    if g < 0 or (g and n_mels % g):
+        raise ValueError(f"token_groups={g}: must divide the {n_mels} Mel bands")
+    out = [(0, n_mels, int(cfg.token_k_frame), True)] if cfg.token_k_frame > 0 else []
+    w = n_mels // g if g else 0
+    out += [(i * w, (i + 1) * w, int(cfg.token_k), not cfg.token_level) for i in range(g)]
+    if not out:
+        raise ValueError("token_k_frame=0 and token_groups=0: the token front has no codebook")
+    return out
+
+
+def fit_token_books(windows: np.ndarray, cfg: StudentConfig, *, progress: bool = False) -> list[tuple]:
+    """Faiss K-means codebooks of :func:`token_books_spec` on ``cfg.token_sample`` frames of
+    ``windows`` ``[n, T, M]`` dB (may be a memmap: only the sampled windows are read), picked
+    with ``cfg.seed``. Returns ``(lo, hi, centroids float32 [K, hi - lo], standardise)``."""
+    import faiss
+
+    from .parallel import progress_bar
+
+    n, t, m = windows.shape
+    rng = np.random.default_rng(cfg.seed)
+    per = max(1, min(t, 32))  # frames taken from each sampled window
+    wi = np.sort(rng.choice(n, min(n, -(-cfg.token_sample // per)), replace=False))
+    spec = token_books_spec(m, cfg)
+    feats: dict[tuple, list] = {(lo, hi, st): [] for lo, hi, _, st in spec}
+    for s in range(0, len(wi), 256):
+        w = np.asarray(windows[wi[s:s + 256]], np.float32)
+        fi = rng.integers(0, t, (len(w), per))
+        for lo, hi, st in feats:
+            f = token_features(w, lo, hi, st)
+            feats[(lo, hi, st)].append(f[np.arange(len(w))[:, None], fi].reshape(-1, hi - lo))
+    out = []
+    bar = progress_bar(len(spec), desc="token codebooks", enabled=progress)
+    for i, (lo, hi, k, st) in enumerate(spec):
+        x = np.ascontiguousarray(np.concatenate(feats[(lo, hi, st)]), np.float32)
+        km = faiss.Kmeans(hi - lo, min(k, len(x)), niter=20, seed=cfg.seed + i)
+        km.train(x)
+        out.append((lo, hi, np.asarray(km.centroids, np.float32).copy(), st))
+        bar.update()
+    bar.close()
+    return out
 
 
 def _token_front_layer() -> Any:
@@ -294,16 +356,16 @@ def _token_front_layer() -> Any:
         class TokenFront(keras.layers.Layer):
             def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, **kw: Any) -> None:
                 super().__init__(**kw)
-                self.books = [(int(lo), int(hi), np.asarray(c, np.float32)) for lo, hi, c in codebooks]
-                full = max(hi - lo for lo, hi, _ in self.books)
+                self.books = [(int(lo), int(hi), np.asarray(c, np.float32), bool(st)) for lo, hi, c, st in codebooks]
+                full = max(hi - lo for lo, hi, _, _ in self.books)
                 # a whole-frame codebook gets twice the dimensions of a sub-band one
-                self.dims = [dim * (2 if hi - lo == full and len(self.books) > 1 else 1) for lo, hi, _ in self.books]
+                self.dims = [dim * (2 if hi - lo == full and len(self.books) > 1 else 1) for lo, hi, _, _ in self.books]
                 self.seed = seed
 
             def build(self, shape: tuple) -> None:
                 self.tables = [self.add_weight(shape=(c.shape[0], d), name=f"vectors{i}",
                                                initializer=keras.initializers.RandomNormal(0.0, 0.5, seed=self.seed + i))
-                               for i, ((_, _, c), d) in enumerate(zip(self.books, self.dims))]
+                               for i, ((_, _, c, _), d) in enumerate(zip(self.books, self.dims))]
 
             def call(self, x: Any) -> Any:
                 import tensorflow as tf  # tf.gather, not keras.ops.take: the latter adds BitwiseAnd (no TFLite op)
@@ -312,14 +374,15 @@ def _token_front_layer() -> Any:
                 t = x.shape[1]
                 k = t // 2 + 1  # the median over time from the top half (TOPK_V2 in TFLite)
                 out = []
-                for (lo, hi, c), tab in zip(self.books, self.tables):
+                for (lo, hi, c, st), tab in zip(self.books, self.tables):
                     v = x[:, :, lo:hi]
                     top = ops.top_k(ops.transpose(v, (0, 2, 1)), k, sorted=True)[0]  # [b, bands, k]
                     med = top[..., k - 1] if t % 2 else 0.5 * (top[..., k - 2] + top[..., k - 1])
                     v = v - med[:, None, :]
-                    mu = ops.mean(v, axis=-1, keepdims=True)
-                    sd = ops.sqrt(ops.mean(ops.square(v - mu), axis=-1, keepdims=True))
-                    v = (v - mu) / (sd + 1e-3)
+                    if st:
+                        mu = ops.mean(v, axis=-1, keepdims=True)
+                        sd = ops.sqrt(ops.mean(ops.square(v - mu), axis=-1, keepdims=True))
+                        v = (v - mu) / (sd + 1e-3)
                     score = ops.matmul(v, ops.convert_to_tensor(c.T)) - ops.convert_to_tensor(0.5 * (c * c).sum(1))
                     out.append(tf.gather(tab, tf.argmax(score, axis=-1, output_type=tf.int32)))
                 return ops.concatenate(out, axis=-1) if len(out) > 1 else out[0]
@@ -487,7 +550,7 @@ def train_student(
     val: tuple | None = None,
     cfg: StudentConfig = StudentConfig(),
     progress: bool = True,
-    codebooks: Sequence[tuple[int, int, np.ndarray]] | None = None,
+    codebooks: Sequence[tuple[int, int, np.ndarray, bool]] | None = None,
 ) -> tuple["keras.Model", dict]:
     """Train a fresh student (see :func:`build_student`) by distillation + supervision.
 
@@ -522,6 +585,11 @@ def train_student(
     if not any(w > 0 for w in (cfg.w_emb, cfg.w_soft, cfg.w_label)):
         raise ValueError("w_emb, w_soft and w_label are all 0: nothing to train the student on")
     mu, sd = _standardise_stats(teacher_emb)
+    if cfg.front == "tokens" and codebooks is None:
+        with_bar = progress
+        t_books = time.perf_counter()
+        codebooks = fit_token_books(mels, cfg, progress=with_bar)
+        log.info("student: %d token codebooks fitted in %.1f s", len(codebooks), time.perf_counter() - t_books)
     model = build_student(n_frames=n_frames, n_mels=n_mels, n_classes=n_classes,
                           teacher_emb_dim=teacher_emb.shape[1], n_meta=n_meta, cfg=cfg, codebooks=codebooks)
     n_par = count_params(model)

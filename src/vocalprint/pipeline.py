@@ -85,13 +85,11 @@ def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
 
 
 def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
-    """The student's stage folders: one per member of ``distill.members`` (after the tokens-nb
-    stage, whose codebooks it reads, when ``distill.front="tokens"``)."""
+    """The student's stage folders: one per member of ``distill.members``."""
     from . import student
 
     m, cache, tf = teacher_features(cfg, ds, root)
-    books = tokens_nb(cfg, ds, root) if cfg.distill.front != "mel" else None
-    return student.run_all(cfg, ds, m, cache, tf, root, books_dir=books)
+    return student.run_all(cfg, ds, m, cache, tf, root)
 
 
 def predictor(cfg: Config, ds: Dataset, root: Path, model: str):

@@ -165,56 +165,35 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
 MEMBER_SEED = 1000  # member j of an ensemble trains with distill.seed + MEMBER_SEED * j
 
 
-def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0, books_key: str = "") -> str:
+def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0) -> str:
     """One member's stage key. ``distill.members`` is left out (and member 0 keyed as a lone
     student), so a member's cached student serves every ensemble size that includes it; so are
-    ``front`` and ``token_dim`` for a Mel student (they do not change it). A token student
-    (``front="tokens"``) is keyed by the tokens-nb stage ``books_key`` whose codebooks it uses."""
-    skip = {"members"} | ({"front", "token_dim"} if cfg.distill.front == "mel" else set())
+    the token-front fields for a Mel student (they do not change it)."""
+    skip = {"members"} | ({f.name for f in fields(cfg.distill) if f.name.startswith("token") or f.name == "front"}
+                          if cfg.distill.front == "mel" else set())
     d = {f.name: getattr(cfg.distill, f.name) for f in fields(cfg.distill) if f.name not in skip}
-    return fingerprint("student", d, tfeat_key, cache_key, *([f"member{member}"] if member else []),
-                       *([books_key] if cfg.distill.front != "mel" else []))
+    return fingerprint("student", d, tfeat_key, cache_key, *([f"member{member}"] if member else []))
 
 
-def codebooks(nb_dir: Path) -> list[tuple[int, int, np.ndarray]]:
-    """``(lo, hi, centroids)`` of every log-Mel codebook of a tokens-nb stage folder (whole frames and
-    sub-bands; its PCEN codebooks need another input and are left out)."""
-    m = A.manifest(nb_dir)
-    out = [(int(v["lo"]), int(v["hi"]), np.load(A.verified(Path(nb_dir) / f"codebook_{v['name']}.npy")))
-           for v in m["views"] if v["frontend"] == "logmel"]
-    if not out:
-        raise ConfigError(f"{nb_dir}: no log-Mel codebook among its views {[v['name'] for v in m['views']]}; "
-                          "a token student needs logmel or subbands among nb.views")
-    return out
-
-
-def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
-            books_dir: Path | None = None) -> list[Path]:
+def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path) -> list[Path]:
     """Every member of the student ensemble (``distill.members``), each trained unless cached."""
     if cfg.distill.members < 1:
         raise ConfigError(f"distill.members={cfg.distill.members}: need at least one student")
-    return [run(cfg, ds, mel_dir, cache_dir, tfeat_dir, root, member=j, books_dir=books_dir)
-            for j in range(cfg.distill.members)]
+    return [run(cfg, ds, mel_dir, cache_dir, tfeat_dir, root, member=j) for j in range(cfg.distill.members)]
 
 
 def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
-        member: int = 0, books_dir: Path | None = None) -> Path:
+        member: int = 0) -> Path:
     """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``.
 
     ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
     initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``).
-    A token student (``distill.front="tokens"``) needs ``books_dir``, the tokens-nb stage."""
+    A token student (``distill.front="tokens"``) fits its codebooks on its training windows."""
     from . import distill as D
 
     if cfg.distill.front not in ("mel", "tokens"):
         raise ConfigError(f"distill.front={cfg.distill.front!r}: use 'mel' or 'tokens'")
-    books = None
-    if cfg.distill.front != "mel":
-        if books_dir is None:
-            raise ConfigError("distill.front='tokens' needs the tokens-nb stage (pipeline.distill builds it)")
-        books = codebooks(books_dir)
-    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name, member,
-                                             Path(books_dir).name if books is not None else ""))
+    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name, member))
     if A.is_complete(final):
         log.info("student: cached at %s", final)
         return final
@@ -295,8 +274,8 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         tcfg = replace(cfg.distill, seed=cfg.distill.seed + MEMBER_SEED * member)
         model, hist = D.train_student(X[tr], teacher_emb=E[tr], teacher_logits=T[tr], labels=Y[tr],
                                       meta=m[tr] if use_meta else None, val=val, cfg=tcfg,
-                                      progress=cfg.run.progress, codebooks=books)
-    quant = "int8" if books is None else "weights"
+                                      progress=cfg.run.progress)
+    quant = "int8" if cfg.distill.front == "mel" else "weights"
     with timer("export"):
         rep = np.asarray(X[rng.choice(len(X), min(256, len(X)), replace=False)], np.float32)
         D.export_tflite(model, work / "student_fp32.tflite", quant="none")
@@ -306,8 +285,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
     A.write_json(work / "history.json", hist)
     return A.finish(work, final, {"stage": "student", "config": cfg.distill, "member": member,
-                                  "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else [])
-                                  + ([Path(books_dir).name] if books is not None else []),
+                                  "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else []),
                                   "n_windows": int(len(keep)), "int8_file": quant,
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
                                   "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),
