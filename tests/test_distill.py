@@ -347,8 +347,8 @@ TOKENS = {"front": "tokens", "token_dim": 8, "token_groups": 2, "token_k": 8, "t
           "token_sample": 4000}
 
 
-@pytest.mark.parametrize("level", [False, True])
-def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool) -> None:
+@pytest.mark.parametrize("level,center", [(False, "median"), (True, "mean")])
+def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, center: str) -> None:
     """The token front gives every frame the Faiss nearest centroid of its features (bands minus
     the window's median; whole frames standardised, band groups standardised unless they keep the
     level), looked up as a learned vector; the whole-frame features are those tokens-nb clusters."""
@@ -357,32 +357,34 @@ def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool) -
     from vocalprint.distill import _token_front_layer, fit_token_books, token_features, token_front
     from vocalprint.nb import _features, _tokens_cfg, _View, NBConfig
 
-    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_level": level})
+    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_level": level, "token_center": center})
     x = np.asarray(data["val"][0][:4], np.float32)
     books = fit_token_books(data["x"], cfg)
     assert [(lo, hi, len(c), st) for lo, hi, c, st in books] == [
         (0, N_MELS, 16, True), (0, N_MELS // 2, 8, not level), (N_MELS // 2, N_MELS, 8, not level)]
-    layer = _token_front_layer()(books, 4, seed=0)
+    layer = _token_front_layer()(books, 4, seed=0, center=center)
     out = np.asarray(layer(x))
     assert out.shape == (4, N_FRAMES, 8 + 4 + 4)  # the whole-frame codebook gets twice the dims
     for i, (lo, hi, c, st) in enumerate(books):
-        ids = token_front(x, lo, hi, c, st)
+        ids = token_front(x, lo, hi, c, st, center)
         assert len(np.unique(ids)) > 1
         a = sum(layer.dims[:i])
         np.testing.assert_allclose(out[..., a:a + layer.dims[i]], np.asarray(layer.tables[i])[ids], rtol=1e-6)
         ix = faiss.IndexFlatL2(hi - lo)
         ix.add(c)
-        np.testing.assert_array_equal(ids[1], ix.search(token_features(x[1:2], lo, hi, st)[0], 1)[1][:, 0])
-    v = _View("v", "logmel", 0, N_MELS, 16, 0, 1.0)
+        np.testing.assert_array_equal(ids[1], ix.search(token_features(x[1:2], lo, hi, st, center)[0], 1)[1][:, 0])
+    v = _View("v", "logmel", 0, N_MELS, 16, 0, 1.0)  # with the median: the features tokens-nb clusters
     np.testing.assert_allclose(token_features(x[1:2], 0, N_MELS, True)[0],
                                _features(x[1], v, _tokens_cfg(v, NBConfig())), atol=1e-4)
     if level:  # level-keeping groups: a call 20 dB louder is another token
         loud = x.copy()
         loud[:, :, :N_MELS // 2] += np.where(np.arange(N_FRAMES) % 50 < 10, 20.0, 0.0)[None, :, None]
         lo, hi, c, st = books[1]
-        assert not st and (token_front(loud, lo, hi, c, st) != token_front(x, lo, hi, c, st)).mean() > 0.1
+        assert not st and (token_front(loud, lo, hi, c, st, center) != token_front(x, lo, hi, c, st, center)).mean() > 0.1
     with pytest.raises(ValueError, match="divide"):
         fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_groups": 3}))
+    with pytest.raises(ValueError, match="token_center"):
+        fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_center": "mode"}))
 
 
 def test_token_student_learns_and_exports(data: dict, tmp_path: Path) -> None:

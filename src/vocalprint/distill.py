@@ -81,6 +81,7 @@ class StudentConfig:
     # per frame like the whole-frame codebook (False: shape only, as tokens-nb's sub-bands)
     token_level: bool = False
     token_sample: int = 200_000  # frames sampled (seeded) from the training windows per K-means fit
+    token_center: str = "median"  # per-band background removed before tokenizing: the window's "median" or "mean"
     emb_dim: int = 256
     stem: str = "stride4"  # "stride4" (5x5 conv, stride 4) | "conv_pool" | "conv" (stride 2)
     convs: int = 1  # 3x3 convs per stage
@@ -177,7 +178,8 @@ def build_student(
     if cfg.front == "tokens":
         if not codebooks:
             raise ValueError("front='tokens' needs codebooks (fit_token_books)")
-        x = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), name="tokens")(inp)
+        x = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
+                                 name="tokens")(inp)
         for i in range(cfg.depth):
             ch = cfg.width * 2 ** min(i, cfg.max_doublings)
             x = layers.Conv1D(ch, 5 if i == 0 else 3, padding="same", use_bias=False,
@@ -281,22 +283,25 @@ def _freq_coord_layer() -> Any:
 _TOKEN_FRONT: Any = None
 
 
-def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool) -> np.ndarray:
+def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: str = "median") -> np.ndarray:
     """dB windows ``[b, T, M]`` -> the features one codebook clusters, ``[b, T, hi - lo]``: bands
-    ``[lo, hi)`` minus each band's median over the window; then, if ``standardise``, each frame
-    z-scored over its bands (:func:`vocalprint.tokens.frame_features`)."""
+    ``[lo, hi)`` minus each band's median (or mean) over the window; then, if ``standardise``,
+    each frame z-scored over its bands (:func:`vocalprint.tokens.frame_features`)."""
     v = np.asarray(x, np.float32)[:, :, lo:hi]
-    v = v - np.median(v, axis=1, keepdims=True)
+    if center not in ("median", "mean"):
+        raise ValueError(f"token_center {center!r}: use 'median' or 'mean'")
+    v = v - (np.median(v, axis=1, keepdims=True) if center == "median" else v.mean(axis=1, keepdims=True))
     if standardise:
         v = (v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)
     return v
 
 
-def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray, standardise: bool = True) -> np.ndarray:
+def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray, standardise: bool = True,
+                center: str = "median") -> np.ndarray:
     """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
     ``[b, T]`` (nearest centroid of :func:`token_features`)."""
     c = np.asarray(centroids, np.float32)
-    return np.argmax(token_features(x, lo, hi, standardise) @ c.T - 0.5 * (c * c).sum(1), axis=-1)
+    return np.argmax(token_features(x, lo, hi, standardise, center) @ c.T - 0.5 * (c * c).sum(1), axis=-1)
 
 
 def token_books_spec(n_mels: int, cfg: StudentConfig) -> list[tuple[int, int, int, bool]]:
@@ -330,7 +335,7 @@ def fit_token_books(windows: np.ndarray, cfg: StudentConfig, *, progress: bool =
         w = np.asarray(windows[wi[s:s + 256]], np.float32)
         fi = rng.integers(0, t, (len(w), per))
         for lo, hi, st in feats:
-            f = token_features(w, lo, hi, st)
+            f = token_features(w, lo, hi, st, cfg.token_center)
             feats[(lo, hi, st)].append(f[np.arange(len(w))[:, None], fi].reshape(-1, hi - lo))
     out = []
     bar = progress_bar(len(spec), desc="token codebooks", enabled=progress)
@@ -354,8 +359,12 @@ def _token_front_layer() -> Any:
 
         @keras.saving.register_keras_serializable(package="vocalprint")
         class TokenFront(keras.layers.Layer):
-            def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, **kw: Any) -> None:
+            def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, center: str = "median",
+                         **kw: Any) -> None:
                 super().__init__(**kw)
+                if center not in ("median", "mean"):
+                    raise ValueError(f"token_center {center!r}: use 'median' or 'mean'")
+                self.center = center
                 self.books = [(int(lo), int(hi), np.asarray(c, np.float32), bool(st)) for lo, hi, c, st in codebooks]
                 full = max(hi - lo for lo, hi, _, _ in self.books)
                 # a whole-frame codebook gets twice the dimensions of a sub-band one
@@ -372,13 +381,16 @@ def _token_front_layer() -> Any:
 
                 ops = keras.ops
                 t = x.shape[1]
-                k = t // 2 + 1  # the median over time from the top half (TOPK_V2 in TFLite)
+                if self.center == "median":  # from the top half over time (TOPK_V2 in TFLite), once for all bands
+                    k = t // 2 + 1
+                    top = ops.top_k(ops.transpose(x, (0, 2, 1)), k, sorted=True)[0]  # [b, bands, k]
+                    c0 = top[..., k - 1] if t % 2 else 0.5 * (top[..., k - 2] + top[..., k - 1])
+                else:
+                    c0 = ops.mean(x, axis=1)
+                xc = x - c0[:, None, :]
                 out = []
                 for (lo, hi, c, st), tab in zip(self.books, self.tables):
-                    v = x[:, :, lo:hi]
-                    top = ops.top_k(ops.transpose(v, (0, 2, 1)), k, sorted=True)[0]  # [b, bands, k]
-                    med = top[..., k - 1] if t % 2 else 0.5 * (top[..., k - 2] + top[..., k - 1])
-                    v = v - med[:, None, :]
+                    v = xc[:, :, lo:hi]
                     if st:
                         mu = ops.mean(v, axis=-1, keepdims=True)
                         sd = ops.sqrt(ops.mean(ops.square(v - mu), axis=-1, keepdims=True))
