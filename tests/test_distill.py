@@ -387,14 +387,19 @@ def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, c
         fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_center": "mode"}))
 
 
-def test_token_student_learns_and_exports(data: dict, tmp_path: Path) -> None:
-    """The 1-D CNN over token vectors trains (loss falls, species separate), fitting its codebooks on
-    its training windows, and survives the float32 and int8-weight TFLite export."""
-    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "width": 16, "epochs": 10})
+@pytest.mark.parametrize("body", ["1d", "2d"])
+def test_token_student_learns_and_exports(data: dict, tmp_path: Path, body: str) -> None:
+    """The CNN over token vectors (1-D over time, or 2-D over time x band group) trains (loss
+    falls, species separate), fitting its codebooks on its training windows, and survives the
+    float32 and int8-weight TFLite export."""
+    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "width": 16, "epochs": 10, "token_body": body})
     model, hist = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"], labels=data["y"],
                                 meta=None, cfg=cfg, progress=False)
     assert hist["loss"][-1] < 0.7 * hist["loss"][0]
-    assert "tokens" in {lay.name for lay in model.layers} and "stem_conv" not in {lay.name for lay in model.layers}
+    names = {lay.name for lay in model.layers}
+    assert "tokens" in names and ("stem_conv" in names) == (body == "2d") and "db_affine" not in names
+    if body == "2d":  # [time, 2 band groups, 8 + 16 channels (the whole-frame token's vector)]
+        assert tuple(model.get_layer("token_channels").output.shape[1:]) == (N_FRAMES, 2, 24)
     v = np.asarray(data["val"][0], np.float32)
     ref = predict_keras(model, v)["logits"]
     assert np.mean([auc(ref[:, c], data["val"][3][:, c]) for c in range(N_CLASSES)]) > 0.8

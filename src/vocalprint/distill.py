@@ -82,6 +82,10 @@ class StudentConfig:
     token_level: bool = False
     token_sample: int = 200_000  # frames sampled (seeded) from the training windows per K-means fit
     token_center: str = "median"  # per-band background removed before tokenizing: the window's "median" or "mean"
+    # "1d": a 1-D CNN over time of the frames' concatenated token vectors; "2d": the Mel student's
+    # 2-D body over a [time, band group] image of the groups' token vectors (the whole-frame
+    # token's vector repeated at every group), its stem striding over time only
+    token_body: str = "1d"
     emb_dim: int = 256
     stem: str = "stride4"  # "stride4" (5x5 conv, stride 4) | "conv_pool" | "conv" (stride 2)
     convs: int = 1  # 3x3 convs per stage
@@ -178,9 +182,14 @@ def build_student(
     if cfg.front == "tokens":
         if not codebooks:
             raise ValueError("front='tokens' needs codebooks (fit_token_books)")
-        x = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
-                                 name="tokens")(inp)
-        for i in range(cfg.depth):
+        front = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
+                                     name="tokens")
+        x = front(inp)
+        if cfg.token_body not in ("1d", "2d"):
+            raise ValueError(f"token_body {cfg.token_body!r}: use '1d' or '2d'")
+        if cfg.token_body == "2d":
+            x = _token_image(x, front.books, front.dims, n_frames)
+        for i in range(cfg.depth if cfg.token_body == "1d" else 0):
             ch = cfg.width * 2 ** min(i, cfg.max_doublings)
             x = layers.Conv1D(ch, 5 if i == 0 else 3, padding="same", use_bias=False,
                               kernel_initializer=init(), name=f"s{i}_conv")(x)
@@ -188,18 +197,20 @@ def build_student(
             x = layers.ReLU(name=f"s{i}_relu")(x)
             if x.shape[1] >= 4:
                 x = layers.MaxPooling1D(2, name=f"s{i}_pool")(x)
-        return _heads(inp, x, n_classes=n_classes, teacher_emb_dim=teacher_emb_dim, n_meta=n_meta,
-                      cfg=cfg, seeds=seeds)
-    if cfg.front != "mel":
+        if cfg.token_body == "1d":
+            return _heads(inp, x, n_classes=n_classes, teacher_emb_dim=teacher_emb_dim, n_meta=n_meta,
+                          cfg=cfg, seeds=seeds)
+    elif cfg.front != "mel":
         raise ValueError(f"front {cfg.front!r}: use 'mel' or 'tokens'")
-    x = layers.Rescaling(1.0 / 20.0, offset=2.0, name="db_affine")(inp)  # -80..0 dB -> -2..2
-    x = layers.Reshape((n_frames, n_mels, 1), name="to_image")(x)
-    if cfg.band_norm:  # 2nd channel: the window with each band's mean over time removed
-        x = _band_norm_layer()(name="band_norm")(x)
+    else:
+        x = layers.Rescaling(1.0 / 20.0, offset=2.0, name="db_affine")(inp)  # -80..0 dB -> -2..2
+        x = layers.Reshape((n_frames, n_mels, 1), name="to_image")(x)
+        if cfg.band_norm:  # 2nd channel: the window with each band's mean over time removed
+            x = _band_norm_layer()(name="band_norm")(x)
     if cfg.freq_coord:  # 2nd channel = mel-band position in -1..1: convs can tell bands apart
         x = _freq_coord_layer()(name="freq_coord")(x)
     if cfg.stem == "stride4":  # one 5x5 conv, stride 4: no full-resolution activations
-        x = layers.Conv2D(cfg.width, 5, strides=4, padding="same", use_bias=False,
+        x = layers.Conv2D(cfg.width, 5, strides=4 if cfg.front == "mel" else (4, 1), padding="same", use_bias=False,
                           kernel_initializer=init(), name="stem_conv")(x)
         x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
         x = layers.ReLU(name="stem_relu")(x)
@@ -228,6 +239,26 @@ def build_student(
     x = layers.Reshape((t_out, ch_out), name="freq_squeeze")(x)  # [b, t, ch]
     return _heads(inp, x, n_classes=n_classes, teacher_emb_dim=teacher_emb_dim, n_meta=n_meta,
                   cfg=cfg, seeds=seeds)
+
+
+def _token_image(x: Any, books: list, dims: list, n_frames: int) -> Any:
+    """Token vectors ``[b, T, D]`` -> ``[b, T, G, C]``: the G band groups' vectors as an image, each
+    group's channels followed by the whole-frame vectors (repeated at every group)."""
+    import keras
+    from keras import layers
+
+    full = [i for i, (lo, hi, _, _) in enumerate(books) if hi - lo == max(h - l for l, h, _, _ in books)]
+    groups = [i for i in range(len(books)) if i not in full or len(books) == 1]
+    if len({dims[i] for i in groups}) != 1:
+        raise ValueError("token_body='2d' needs band groups of equal token dimensions")
+    off = np.concatenate([[0], np.cumsum(dims)])
+    d = dims[groups[0]]
+    g = layers.Reshape((n_frames, len(groups), d), name="token_image")(x[..., int(off[groups[0]]):int(off[groups[-1] + 1])])
+    if full and len(books) > 1:
+        f = x[..., int(off[full[0]]):int(off[full[0] + 1])]
+        f = keras.ops.repeat(layers.Reshape((n_frames, 1, dims[full[0]]), name="frame_token")(f), len(groups), axis=2)
+        g = layers.Concatenate(axis=-1, name="token_channels")([g, f])
+    return g
 
 
 def _heads(inp: Any, x: Any, *, n_classes: int, teacher_emb_dim: int, n_meta: int, cfg: StudentConfig,
