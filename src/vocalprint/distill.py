@@ -71,21 +71,22 @@ class StudentConfig:
     # of several Faiss K-means codebooks fitted on the training windows (the assignment runs in the
     # graph): one over whole frames (``token_k_frame``, spectral shape: each frame standardised;
     # 0 = none) and one per group of ``n_mels / token_groups`` adjacent bands (``token_k``). Each
-    # token id is a learned ``token_dim`` vector (twice that for whole frames).
+    # token id is a learned ``token_dim`` vector (twice that for whole frames). Defaults: the best
+    # of three recipes on the dev set (README, "Making the tokens good")
     front: str = "mel"
-    token_dim: int = 32
-    token_groups: int = 4
+    token_dim: int = 16
+    token_groups: int = 16
     token_k: int = 256
     token_k_frame: int = 1024
-    # band groups keep their level above the window's per-band median (True) or are standardised
+    # band groups keep their level above the window's per-band centre (True) or are standardised
     # per frame like the whole-frame codebook (False: shape only, as tokens-nb's sub-bands)
-    token_level: bool = False
+    token_level: bool = True
     token_sample: int = 200_000  # frames sampled (seeded) from the training windows per K-means fit
-    token_center: str = "median"  # per-band background removed before tokenizing: the window's "median" or "mean"
+    token_center: str = "mean"  # per-band background removed before tokenizing: the window's "median" or "mean"
     # "1d": a 1-D CNN over time of the frames' concatenated token vectors; "2d": the Mel student's
     # 2-D body over a [time, band group] image of the groups' token vectors (the whole-frame
     # token's vector repeated at every group), its stem striding over time only
-    token_body: str = "1d"
+    token_body: str = "2d"
     emb_dim: int = 256
     stem: str = "stride4"  # "stride4" (5x5 conv, stride 4) | "conv_pool" | "conv" (stride 2)
     convs: int = 1  # 3x3 convs per stage
