@@ -430,3 +430,16 @@ def test_token_student_keys() -> None:
     assert student.key(C.override(tok, "distill.token_groups", "8"), "tf", "c") != student.key(tok, "tf", "c")
     with pytest.raises(C.ConfigError, match="distill.front"):
         student.run(C.override(mel, "distill.front", "pcen"), None, Path("m"), Path("c"), Path("t"), Path("r"))
+
+
+def test_token_image_without_a_whole_frame_codebook(data: dict) -> None:
+    """Band groups alone (``token_k_frame=0``) make a [time, group] image of equal-sized vectors."""
+    from vocalprint.distill import fit_token_books
+
+    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 4})
+    books = fit_token_books(data["x"], cfg)
+    assert [(lo, hi) for lo, hi, _, _ in books] == [(0, 32), (32, 64), (64, 96), (96, 128)]
+    model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=cfg, codebooks=books)
+    assert tuple(model.get_layer("token_image").output.shape[1:]) == (N_FRAMES, 4, 8)
+    assert model.get_layer("tokens").dims == [8, 8, 8, 8]

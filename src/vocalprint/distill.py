@@ -66,8 +66,8 @@ class StudentConfig:
 
     width: int = 48
     depth: int = 4
-    # "mel": the 2-D CNN over log-Mel windows; "tokens": a 1-D CNN over the window's vocalprint
-    # tokens (issue 4, item 5; MODEL=tokens-cnn). Every frame becomes the nearest centroid of each
+    # "mel": the 2-D CNN over log-Mel windows; "tokens": a CNN over the window's vocalprint
+    # tokens (issue 4, item 5; MODEL=tokens-cnn; ``token_body``). Every frame becomes the nearest centroid of each
     # of several Faiss K-means codebooks fitted on the training windows (the assignment runs in the
     # graph): one over whole frames (``token_k_frame``, spectral shape: each frame standardised;
     # 0 = none) and one per group of ``n_mels / token_groups`` adjacent bands (``token_k``). Each
@@ -151,8 +151,9 @@ def build_student(
 
     ``cfg.front == "tokens"`` needs ``codebooks`` (:func:`fit_token_books`): ``(lo, hi,
     centroids [K, hi - lo], standardise)`` per codebook over Mel bands ``[lo, hi)`` (see
-    :func:`token_front`); the body is then a 1-D CNN over time of ``depth`` stages [conv,
-    BatchNorm, ReLU, 2x max-pool].
+    :func:`token_front`); the body is then, by ``cfg.token_body``, the 2-D body below over the
+    [time, band group] image of token vectors (:func:`_token_image`), or a 1-D CNN over time of
+    ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
 
     Outputs, a dict of float32 tensors:
       ``logits``    ``[b, n_classes]``       competition species (use with sigmoid);
@@ -186,21 +187,20 @@ def build_student(
         front = _token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
                                      name="tokens")
         x = front(inp)
-        if cfg.token_body not in ("1d", "2d"):
-            raise ValueError(f"token_body {cfg.token_body!r}: use '1d' or '2d'")
-        if cfg.token_body == "2d":
-            x = _token_image(x, front.books, front.dims, n_frames)
-        for i in range(cfg.depth if cfg.token_body == "1d" else 0):
-            ch = cfg.width * 2 ** min(i, cfg.max_doublings)
-            x = layers.Conv1D(ch, 5 if i == 0 else 3, padding="same", use_bias=False,
-                              kernel_initializer=init(), name=f"s{i}_conv")(x)
-            x = layers.BatchNormalization(momentum=0.9, name=f"s{i}_bn")(x)
-            x = layers.ReLU(name=f"s{i}_relu")(x)
-            if x.shape[1] >= 4:
-                x = layers.MaxPooling1D(2, name=f"s{i}_pool")(x)
         if cfg.token_body == "1d":
+            for i in range(cfg.depth):
+                ch = cfg.width * 2 ** min(i, cfg.max_doublings)
+                x = layers.Conv1D(ch, 5 if i == 0 else 3, padding="same", use_bias=False,
+                                  kernel_initializer=init(), name=f"s{i}_conv")(x)
+                x = layers.BatchNormalization(momentum=0.9, name=f"s{i}_bn")(x)
+                x = layers.ReLU(name=f"s{i}_relu")(x)
+                if x.shape[1] >= 4:
+                    x = layers.MaxPooling1D(2, name=f"s{i}_pool")(x)
             return _heads(inp, x, n_classes=n_classes, teacher_emb_dim=teacher_emb_dim, n_meta=n_meta,
                           cfg=cfg, seeds=seeds)
+        if cfg.token_body != "2d":
+            raise ValueError(f"token_body {cfg.token_body!r}: use '1d' or '2d'")
+        x = _token_image(x, front.books, front.dims, n_frames)
     elif cfg.front != "mel":
         raise ValueError(f"front {cfg.front!r}: use 'mel' or 'tokens'")
     else:
@@ -242,20 +242,28 @@ def build_student(
                   cfg=cfg, seeds=seeds)
 
 
+def _whole_frame(books: Sequence) -> list[bool]:
+    """Which codebooks cover the whole frame beside narrower band groups (all False when every
+    codebook is as wide as the widest: band groups alone, or one whole-frame codebook)."""
+    widths = [hi - lo for lo, hi, *_ in books]
+    return [w == max(widths) and min(widths) < w for w in widths]
+
+
 def _token_image(x: Any, books: list, dims: list, n_frames: int) -> Any:
     """Token vectors ``[b, T, D]`` -> ``[b, T, G, C]``: the G band groups' vectors as an image, each
     group's channels followed by the whole-frame vectors (repeated at every group)."""
     import keras
     from keras import layers
 
-    full = [i for i, (lo, hi, _, _) in enumerate(books) if hi - lo == max(h - l for l, h, _, _ in books)]
-    groups = [i for i in range(len(books)) if i not in full or len(books) == 1]
+    whole = _whole_frame(books)
+    full = [i for i, w in enumerate(whole) if w]
+    groups = [i for i, w in enumerate(whole) if not w]
     if len({dims[i] for i in groups}) != 1:
         raise ValueError("token_body='2d' needs band groups of equal token dimensions")
     off = np.concatenate([[0], np.cumsum(dims)])
     d = dims[groups[0]]
     g = layers.Reshape((n_frames, len(groups), d), name="token_image")(x[..., int(off[groups[0]]):int(off[groups[-1] + 1])])
-    if full and len(books) > 1:
+    if full:
         f = x[..., int(off[full[0]]):int(off[full[0] + 1])]
         f = keras.ops.repeat(layers.Reshape((n_frames, 1, dims[full[0]]), name="frame_token")(f), len(groups), axis=2)
         g = layers.Concatenate(axis=-1, name="token_channels")([g, f])
@@ -398,9 +406,8 @@ def _token_front_layer() -> Any:
                     raise ValueError(f"token_center {center!r}: use 'median' or 'mean'")
                 self.center = center
                 self.books = [(int(lo), int(hi), np.asarray(c, np.float32), bool(st)) for lo, hi, c, st in codebooks]
-                full = max(hi - lo for lo, hi, _, _ in self.books)
-                # a whole-frame codebook gets twice the dimensions of a sub-band one
-                self.dims = [dim * (2 if hi - lo == full and len(self.books) > 1 else 1) for lo, hi, _, _ in self.books]
+                # a whole-frame codebook gets twice the dimensions of a band group's
+                self.dims = [dim * (2 if w else 1) for w in _whole_frame(self.books)]
                 self.seed = seed
 
             def build(self, shape: tuple) -> None:
@@ -630,9 +637,8 @@ def train_student(
         raise ValueError("w_emb, w_soft and w_label are all 0: nothing to train the student on")
     mu, sd = _standardise_stats(teacher_emb)
     if cfg.front == "tokens" and codebooks is None:
-        with_bar = progress
         t_books = time.perf_counter()
-        codebooks = fit_token_books(mels, cfg, progress=with_bar)
+        codebooks = fit_token_books(mels, cfg, progress=progress)
         log.info("student: %d token codebooks fitted in %.1f s", len(codebooks), time.perf_counter() - t_books)
     model = build_student(n_frames=n_frames, n_mels=n_mels, n_classes=n_classes,
                           teacher_emb_dim=teacher_emb.shape[1], n_meta=n_meta, cfg=cfg, codebooks=codebooks)
@@ -843,6 +849,12 @@ def export_tflite(
         tmp.write_bytes(blob)
     log.info("exported %s (%s, %.1f kB)", path, quant, len(blob) / 1024)
     return path
+
+
+def int8_quant(cfg: StudentConfig) -> str:
+    """The ``quant`` of a student's int8 file: full int8 for the Mel student, int8 weights only for
+    the token front (see :func:`export_tflite`)."""
+    return "int8" if cfg.front == "mel" else "weights"
 
 
 def _convert(conv: Any, quant: str, representative: np.ndarray | None, int8_io: bool) -> bytes:

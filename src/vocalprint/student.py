@@ -275,11 +275,10 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         model, hist = D.train_student(X[tr], teacher_emb=E[tr], teacher_logits=T[tr], labels=Y[tr],
                                       meta=m[tr] if use_meta else None, val=val, cfg=tcfg,
                                       progress=cfg.run.progress)
-    quant = "int8" if cfg.distill.front == "mel" else "weights"
+    quant = D.int8_quant(cfg.distill)
     with timer("export"):
         rep = np.asarray(X[rng.choice(len(X), min(256, len(X)), replace=False)], np.float32)
         D.export_tflite(model, work / "student_fp32.tflite", quant="none")
-        # the token front in full int8 divides by quantised zeros (distill.export_tflite): int8 weights only
         D.export_tflite(model, work / "student_int8.tflite", quant=quant, representative=rep)
     del X
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small

@@ -1,0 +1,47 @@
+"""Issue 4: what the token front costs in TFLite. One untrained student per variant (weights do not
+change the cost), exported as the student stage exports it (int8 weights for the token front, full
+int8 for the Mel student), run with one thread on 25 windows of 312 x 128 random dB frames (about one
+audio minute with ± 2.5 s shifts: 2n + 1 windows for n = 12 rows). Prints seconds per 25 windows,
+the mean of five runs after one untimed run.
+
+    PYTHONPATH=src .venv/bin/python notebooks/research/token_front_cost.py
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = {
+    "tokens-cnn defaults (whole frame K=1024 + 16 level groups K=256, mean centre, 2-D body)": {},
+    "same, median centre": {"token_center": "median"},
+    "same, no whole-frame codebook": {"token_k_frame": 0},
+    "Mel student (width 48, full int8)": {"front": "mel"},
+}
+
+
+def main() -> None:
+    from vocalprint import distill as D
+
+    x = (np.random.default_rng(0).normal(size=(64, 312, 128)) * 10 - 50).astype(np.float32)
+    print("| variant | s per 25 windows |\n|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, kw) in enumerate(VARIANTS.items()):
+            cfg = D.StudentConfig(**{"front": "tokens", "token_sample": 5000, **kw})
+            books = D.fit_token_books(x, cfg) if cfg.front == "tokens" else None
+            m = D.build_student(n_frames=312, n_mels=128, n_classes=29, teacher_emb_dim=1024, n_meta=0,
+                                cfg=cfg, codebooks=books)
+            r = D.StudentRunner(D.export_tflite(m, Path(tmp) / f"v{i}.tflite", quant=D.int8_quant(cfg),
+                                                representative=x[:16]))
+            w = x[:25]
+            r.predict(w)
+            t = time.perf_counter()
+            for _ in range(5):
+                r.predict(w)
+            print(f"| {name} | {(time.perf_counter() - t) / 5:.4f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
