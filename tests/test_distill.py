@@ -387,6 +387,43 @@ def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, c
         fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_center": "mode"}))
 
 
+def test_residual_token_stages(data: dict, tmp_path: Path) -> None:
+    """``token_stages=2``: stage 2 quantises what stage 1 leaves (its centroids fitted on those
+    residuals), so two stages reconstruct the features better than one; the graph's lookup is
+    the sum of both stages' vectors, ids as the NumPy reference and the first stage as one stage."""
+    from vocalprint.distill import _token_front_layer, fit_token_books, token_features, token_front
+
+    base = {**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 16}
+    one = fit_token_books(data["x"], StudentConfig(**base))
+    two = fit_token_books(data["x"], StudentConfig(**{**base, "token_stages": 2}))
+    x = np.asarray(data["val"][0][:4], np.float32)
+    layer = _token_front_layer()(two, 4, seed=0, center="mean")
+    out = np.asarray(layer(x))
+    assert out.shape == (4, N_FRAMES, 16 * 4)
+    for i, ((lo, hi, c1, st), (_, _, c2, _)) in enumerate(zip(one, two)):
+        assert c2.shape == (2, 8, hi - lo)
+        np.testing.assert_allclose(c2[0], c1, atol=1e-5)  # the same seed: stage 1 is the one-stage codebook
+        ids = token_front(x, lo, hi, c2, st, "mean")
+        assert ids.shape == (4, N_FRAMES, 2)
+        np.testing.assert_array_equal(ids[..., 0], token_front(x, lo, hi, c1, st, "mean"))
+        v = token_features(x, lo, hi, st, "mean")
+        err1 = ((v - c2[0][ids[..., 0]]) ** 2).sum(-1).mean()
+        err2 = ((v - c2[0][ids[..., 0]] - c2[1][ids[..., 1]]) ** 2).sum(-1).mean()
+        assert err2 < 0.8 * err1
+        tab = np.asarray(layer.tables[i])
+        assert tab.shape == (16, 4)
+        np.testing.assert_allclose(out[..., 4 * i:4 * i + 4], tab[ids[..., 0]] + tab[8 + ids[..., 1]], rtol=1e-5, atol=1e-6)
+    # in TFLite (the constant-centroid gather between stages is a builtin op), as in Keras
+    cfg = StudentConfig(**{**base, "token_stages": 2})
+    model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=cfg, codebooks=two)
+    ref = predict_keras(model, x)["logits"]
+    got = StudentRunner(export_tflite(model, tmp_path / "rvq.tflite", quant="weights")).predict(x)["logits"]
+    assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.99
+    with pytest.raises(ValueError, match="token_stages"):
+        fit_token_books(data["x"], StudentConfig(**{**base, "token_stages": 0}))
+
+
 @pytest.mark.parametrize("body", ["1d", "2d"])
 def test_token_student_learns_and_exports(data: dict, tmp_path: Path, body: str) -> None:
     """The CNN over token vectors (1-D over time, or 2-D over time x band group) trains (loss
@@ -428,6 +465,14 @@ def test_token_student_keys() -> None:
     tok = C.override(mel, "distill.front", "tokens")
     assert student.key(tok, "tf", "c") != student.key(mel, "tf", "c")
     assert student.key(C.override(tok, "distill.token_groups", "8"), "tf", "c") != student.key(tok, "tf", "c")
+    # a field added later (token_stages) leaves the key as it was before the field, at its neutral value
+    from dataclasses import fields
+
+    from vocalprint.config import fingerprint
+
+    before = {f.name: getattr(tok.distill, f.name) for f in fields(tok.distill) if f.name not in ("members", "token_stages")}
+    assert student.key(tok, "tf", "c") == fingerprint("student", before, "tf", "c")
+    assert student.key(C.override(tok, "distill.token_stages", "2"), "tf", "c") != student.key(tok, "tf", "c")
     with pytest.raises(C.ConfigError, match="distill.front"):
         student.run(C.override(mel, "distill.front", "pcen"), None, Path("m"), Path("c"), Path("t"), Path("r"))
 

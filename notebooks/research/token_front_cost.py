@@ -14,10 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+OLD = {"token_groups": 16, "token_k": 256, "token_k_frame": 1024}  # the defaults until this change
 VARIANTS = {
-    "tokens-cnn defaults (whole frame K=1024 + 16 level groups K=256, mean centre, 2-D body)": {},
-    "same, median centre": {"token_center": "median"},
-    "same, no whole-frame codebook": {"token_k_frame": 0},
+    "tokens-cnn defaults (32 level groups of 4 bands, K=16, mean centre, 2-D body)": {},
+    "same, 2 residual stages": {"token_stages": 2},
+    "same, plus a whole-frame codebook K=256": {"token_k_frame": 256},
+    "16 groups of 8 bands, K=256, whole frame K=1024 (earlier defaults)": OLD,
+    "earlier defaults, median centre": {**OLD, "token_center": "median"},
+    "earlier defaults, no whole-frame codebook": {**OLD, "token_k_frame": 0},
     "Mel student (width 48, full int8)": {"front": "mel"},
 }
 

@@ -15,7 +15,8 @@ HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
 TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
 STUDENT_MODELS = ("student", "student-fp32", "tokens-cnn")
 MODELS = HEAD_MODELS + ("tokens-nb", "loudness") + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
-BENCH_DEFAULT = ("loudness", "stsg-linear", "melstats-linear", "tokens-nb", "birdnet-zeroshot", "birdnet-probe", "student")
+BENCH_DEFAULT = ("loudness", "stsg-linear", "melstats-linear", "tokens-nb", "tokens-cnn", "birdnet-zeroshot", "birdnet-probe",
+                 "student")
 
 
 def check_model(model: str) -> None:

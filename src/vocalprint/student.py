@@ -162,15 +162,19 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
                                   "seconds": timer.seconds})
 
 
+# StudentConfig fields added after students were trained, with the value that means "as before"
+NEUTRAL = {"token_stages": 1}
 MEMBER_SEED = 1000  # member j of an ensemble trains with distill.seed + MEMBER_SEED * j
 
 
 def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0) -> str:
     """One member's stage key. ``distill.members`` is left out (and member 0 keyed as a lone
     student), so a member's cached student serves every ensemble size that includes it; so are
-    the token-front fields for a Mel student (they do not change it)."""
+    the token-front fields for a Mel student (they do not change it), and fields added later at the
+    value that reproduces the model trained before them (:data:`NEUTRAL`), so cached students stay valid."""
     skip = {"members"} | ({f.name for f in fields(cfg.distill) if f.name.startswith("token") or f.name == "front"}
                           if cfg.distill.front == "mel" else set())
+    skip |= {k for k, v in NEUTRAL.items() if getattr(cfg.distill, k) == v}
     d = {f.name: getattr(cfg.distill, f.name) for f in fields(cfg.distill) if f.name not in skip}
     return fingerprint("student", d, tfeat_key, cache_key, *([f"member{member}"] if member else []))
 
