@@ -459,13 +459,14 @@ def _token_front_layer() -> Any:
                         mu = ops.mean(v, axis=-1, keepdims=True)
                         sd = ops.sqrt(ops.mean(ops.square(v - mu), axis=-1, keepdims=True))
                         v = (v - mu) / (sd + 1e-3)
+                    stages = c if c.ndim == 3 else c[None]
                     vec = None
-                    for s, cs in enumerate(c if c.ndim == 3 else c[None]):
+                    for s, cs in enumerate(stages):
                         score = ops.matmul(v, ops.convert_to_tensor(cs.T)) - ops.convert_to_tensor(0.5 * (cs * cs).sum(1))
                         ids = tf.argmax(score, axis=-1, output_type=tf.int32)
                         e = tf.gather(tab, ids + s * cs.shape[0] if s else ids)
                         vec = e if vec is None else vec + e
-                        if s + 1 < len(c) and c.ndim == 3:  # what this stage left, for the next
+                        if s + 1 < len(stages):  # what this stage left, for the next
                             v = v - tf.gather(ops.convert_to_tensor(cs), ids)
                     out.append(vec)
                 return ops.concatenate(out, axis=-1) if len(out) > 1 else out[0]
@@ -838,9 +839,10 @@ def export_tflite(
                   ``representative`` ``[m, n_frames, n_mels]`` windows from training audio
                   (a few hundred is plenty). I/O stays float32 (quantise/dequantise ops inside the
                   model) unless ``int8_io``; :class:`StudentRunner` handles both.
-      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front needs it:
-                  in full int8 its per-frame standardisation divides by a quantised zero on flat
-                  (padded) frames and the nearest-centroid search flips tokens.
+      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front uses it:
+                  in full int8 a shape codebook's per-frame standardisation divides by a
+                  quantised zero on flat (padded) frames (LiteRT's DIV raised), and int8
+                  distances would round the nearest-centroid search (not measured).
     The file is written to a temporary name and moved into place. Returns ``path``.
     """
     import keras
