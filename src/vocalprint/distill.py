@@ -343,18 +343,23 @@ def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: s
     return v
 
 
+def _stages(centroids: np.ndarray) -> np.ndarray:
+    """A codebook's centroids as residual stages ``[S, K, d]`` (one stage when given ``[K, d]``)."""
+    c = np.asarray(centroids, np.float32)
+    return c if c.ndim == 3 else c[None]
+
+
 def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray, standardise: bool = True,
                 center: str = "median") -> np.ndarray:
     """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
     ``[b, T]`` (nearest centroid of :func:`token_features`); with residual stages (``centroids``
     ``[S, K, d]``) ids ``[b, T, S]``, stage s + 1 the nearest centroid to what stage s left."""
-    c = np.asarray(centroids, np.float32)
     v = token_features(x, lo, hi, standardise, center)
     ids = []
-    for cs in (c if c.ndim == 3 else c[None]):
+    for cs in _stages(centroids):
         ids.append(np.argmax(v @ cs.T - 0.5 * (cs * cs).sum(1), axis=-1))
         v = v - cs[ids[-1]]
-    return np.stack(ids, axis=-1) if c.ndim == 3 else ids[0]
+    return np.stack(ids, axis=-1) if np.ndim(centroids) == 3 else ids[0]
 
 
 def token_books_spec(n_mels: int, cfg: StudentConfig) -> list[tuple[int, int, int, bool]]:
@@ -429,16 +434,16 @@ def _token_front_layer() -> Any:
                     raise ValueError(f"token_center {center!r}: use 'median' or 'mean'")
                 self.center = center
                 self.books = [(int(lo), int(hi), np.asarray(c, np.float32), bool(st)) for lo, hi, c, st in codebooks]
+                self.stages = [_stages(c) for _, _, c, _ in self.books]  # [S, K, d] each
                 # a whole-frame codebook gets twice the dimensions of a band group's
                 self.dims = [dim * (2 if w else 1) for w in _whole_frame(self.books)]
                 self.seed = seed
 
             def build(self, shape: tuple) -> None:
-                # residual stages (c [S, K, d]) share one table: stage s's ids are offset by s K
-                self.tables = [self.add_weight(shape=(c.shape[0] * c.shape[1] if c.ndim == 3 else c.shape[0], d),
-                                               name=f"vectors{i}",
+                # residual stages share one table: stage s's ids are offset by s K
+                self.tables = [self.add_weight(shape=(c.shape[0] * c.shape[1], d), name=f"vectors{i}",
                                                initializer=keras.initializers.RandomNormal(0.0, 0.5, seed=self.seed + i))
-                               for i, ((_, _, c, _), d) in enumerate(zip(self.books, self.dims))]
+                               for i, (c, d) in enumerate(zip(self.stages, self.dims))]
 
             def call(self, x: Any) -> Any:
                 import tensorflow as tf  # tf.gather, not keras.ops.take: the latter adds BitwiseAnd (no TFLite op)
@@ -453,13 +458,12 @@ def _token_front_layer() -> Any:
                     c0 = ops.mean(x, axis=1)
                 xc = x - c0[:, None, :]
                 out = []
-                for (lo, hi, c, st), tab in zip(self.books, self.tables):
+                for (lo, hi, _, st), stages, tab in zip(self.books, self.stages, self.tables):
                     v = xc[:, :, lo:hi]
                     if st:
                         mu = ops.mean(v, axis=-1, keepdims=True)
                         sd = ops.sqrt(ops.mean(ops.square(v - mu), axis=-1, keepdims=True))
                         v = (v - mu) / (sd + 1e-3)
-                    stages = c if c.ndim == 3 else c[None]
                     vec = None
                     for s, cs in enumerate(stages):
                         score = ops.matmul(v, ops.convert_to_tensor(cs.T)) - ops.convert_to_tensor(0.5 * (cs * cs).sum(1))
