@@ -28,7 +28,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     """The synthetic demo competition, generated once per test session."""
-    from vocalprint.demo import make_demo
+    from vocalprint.data.demo import make_demo
 
     return make_demo(tmp_path_factory.mktemp("data") / "demo", seed=0)
 
@@ -41,7 +41,8 @@ def small_cfg() -> C.Config:
 @pytest.fixture(scope="session")
 def trained(demo_dir, small_cfg, tmp_path_factory):
     """Artifacts root with the token pipeline trained on the demo set (stsg-linear)."""
-    from vocalprint import dataset, pipeline
+    from vocalprint.data import dataset
+    from vocalprint import pipeline
 
     root = tmp_path_factory.mktemp("artifacts")
     ds = dataset.load(demo_dir)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from vocalprint import bench, pipeline
+from vocalprint.tools import bench
+from vocalprint import pipeline
 
 
 def test_bench_measures_each_model_with_one_and_two_workers(trained, small_cfg, tmp_path):

@@ -12,9 +12,10 @@ import pytest
 
 from conftest import REPO, run_env
 from vocalprint import config as C
-from vocalprint import select, submit
-from vocalprint.predict import EnsemblePredictor
-from vocalprint.submission import validate
+from vocalprint.tools import select
+from vocalprint.serving import submit
+from vocalprint.serving.ensemble import EnsemblePredictor
+from vocalprint.serving.submission import validate
 
 
 class Clock:
@@ -45,7 +46,7 @@ def _sample(ds):
 
 
 def test_fallback_chain_switches_on_projection(demo_dir, tmp_path):
-    from vocalprint import dataset
+    from vocalprint.data import dataset
 
     ds = dataset.load(demo_dir)
     clk = Clock()
@@ -61,7 +62,7 @@ def test_fallback_chain_switches_on_projection(demo_dir, tmp_path):
 
 
 def test_stops_before_deadline_and_fills_with_prior(demo_dir, tmp_path):
-    from vocalprint import dataset
+    from vocalprint.data import dataset
 
     ds = dataset.load(demo_dir)
     clk = Clock()
@@ -79,7 +80,7 @@ def test_stops_before_deadline_and_fills_with_prior(demo_dir, tmp_path):
 
 
 def test_ensemble_averages_members(demo_dir):
-    from vocalprint import dataset
+    from vocalprint.data import dataset
 
     ds = dataset.load(demo_dir)
     cfg = _cfg(90)
@@ -130,8 +131,8 @@ class FileModel(FakeModel):
 
 
 def test_ensemble_bundle_carries_every_members_files(demo_dir, tmp_path):
-    from vocalprint import dataset
-    from vocalprint.predict import load_bundle, save_bundle
+    from vocalprint.data import dataset
+    from vocalprint.serving.bundle import load_bundle, save_bundle
 
     ds = dataset.load(demo_dir)
     cfg = _cfg(90)

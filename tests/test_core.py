@@ -6,12 +6,16 @@ import pandas as pd
 import pytest
 
 from vocalprint import config as C
-from vocalprint import features, mel, tokens, train, w2v
-from vocalprint.audio import frame_windows, n_windows, row_ids
-from vocalprint.budget import Budget
-from vocalprint.metrics import macro_auc
-from vocalprint.pool import clip_windows, pool_mel, pool_tokens
-from vocalprint.submission import SubmissionError, frame, validate
+from vocalprint.tokens import features
+from vocalprint.audio import mel
+from vocalprint.tokens import codebook as tokens
+from vocalprint.tokens import train
+from vocalprint.tokens import w2v
+from vocalprint.audio.decode import frame_windows, n_windows, row_ids
+from vocalprint.serving.budget import Budget
+from vocalprint.core.metrics import macro_auc
+from vocalprint.tokens.pool import clip_windows, pool_mel, pool_tokens
+from vocalprint.serving.submission import SubmissionError, frame, validate
 
 
 class FakeDs:
@@ -183,7 +187,7 @@ def test_budget_projection_with_injected_clock():
 
 
 def test_loudness_baseline_ranks_louder_windows_higher(small_cfg):
-    from vocalprint.predict import LoudnessPredictor
+    from vocalprint.tokens.predictor import LoudnessPredictor
 
     pred = LoudnessPredictor(cfg=small_cfg, species=["a", "b", "c"])
     rng = np.random.default_rng(0)
@@ -195,7 +199,7 @@ def test_loudness_baseline_ranks_louder_windows_higher(small_cfg):
 
 
 def test_shifted_student_windows_share_starts_and_hold_the_aligned_window():
-    from vocalprint.predict import shifted_windows, student_windows
+    from vocalprint.student.predictor import shifted_windows, student_windows
 
     cfg = C.Config()
     n, fpw = 12, C.frames_per_window(cfg)
@@ -218,7 +222,7 @@ def test_shifted_student_windows_share_starts_and_hold_the_aligned_window():
 
 
 def test_file_max_blend_keeps_the_order_within_a_file_and_lifts_files_with_the_species():
-    from vocalprint.submit import file_max, postprocess
+    from vocalprint.serving.submit import file_max, postprocess
 
     p = np.array([[0.1, 0.5], [0.9, 0.2], [0.3, 0.4]])
     np.testing.assert_array_equal(file_max(p, 0.0), p)
@@ -228,7 +232,7 @@ def test_file_max_blend_keeps_the_order_within_a_file_and_lifts_files_with_the_s
     quiet = np.array([[0.35, 0.1], [0.2, 0.1], [0.1, 0.1]])  # a file where species 0 never shows
     assert file_max(quiet, 0.3)[0, 0] < q[2, 0]  # before: 0.35 > 0.3; the file with the call wins
     both = postprocess(p, C.SubmitConfig(smooth=0.5, file_max=0.3))
-    from vocalprint.submit import smooth
+    from vocalprint.serving.submit import smooth
 
     np.testing.assert_allclose(both, file_max(smooth(p, 0.5), 0.3))
     np.testing.assert_array_equal(postprocess(p[:1], C.SubmitConfig(file_max=0.5)), p[:1])  # one window: as is

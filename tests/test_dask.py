@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from vocalprint import artifacts as A
-from vocalprint import pipeline, submit
-from vocalprint.parallel import executor, map_files
+from vocalprint.core import artifacts as A
+from vocalprint import pipeline
+from vocalprint.serving import submit
+from vocalprint.core.parallel import executor, map_files
 
 pytest.importorskip("distributed")
 

@@ -1,4 +1,4 @@
-"""Property tests for the synthetic BirdCLEF+ 2025-style demo data set (vocalprint.demo)."""
+"""Property tests for the synthetic BirdCLEF+ 2025-style demo data set (vocalprint.data.demo)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from vocalprint import demo
-from vocalprint.demo import CallEvent, make_demo, species_catalog, synth_call, window_labels
+from vocalprint.data import demo
+from vocalprint.data.demo import CallEvent, make_demo, species_catalog, synth_call, window_labels
 
 SR = 32000
 SMALL = dict(n_species=5, clips_per_species=1, n_train_soundscapes=0, n_test_soundscapes=1)

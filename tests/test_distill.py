@@ -1,4 +1,4 @@
-"""Tests for vocalprint.distill: a small stand-in teacher, synthetic mel windows, no BirdNET."""
+"""Tests for vocalprint.student.distill: a small stand-in teacher, synthetic mel windows, no BirdNET."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vocalprint import distill
-from vocalprint.distill import (
+from vocalprint.student import distill
+from vocalprint.student.distill import (
     BIRDNET_PARAMS,
     StudentConfig,
     StudentRunner,
@@ -112,9 +112,9 @@ def trained(data: dict) -> tuple:
 
 
 def test_import_is_light() -> None:
-    code = ("import sys, vocalprint.distill; "
+    code = ("import sys, vocalprint.student.distill; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    env = dict(os.environ, PYTHONPATH=str(Path(distill.__file__).parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(distill.__file__).parents[2]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -303,7 +303,7 @@ def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:
 
 
 def test_band_norm_channel_removes_each_bands_level_and_exports(data: dict, tmp_path: Path) -> None:
-    from vocalprint.distill import _band_norm_layer
+    from vocalprint.student.distill import _band_norm_layer
 
     x = np.asarray(data["val"][0][:6], np.float32)[..., None]
     out = np.asarray(_band_norm_layer()()(x))
@@ -332,7 +332,7 @@ def test_ensemble_members_are_stages_of_their_own() -> None:
     """Member 0 of any ensemble is the lone student (its cache is reused when members grow);
     every other member has its own key."""
     from vocalprint import config as C
-    from vocalprint import student
+    from vocalprint.student import stage as student
 
     one, three = C.Config(), C.override(C.Config(), "distill.members", "3")
     keys = [student.key(three, "tf", "cache", j) for j in range(3)]
@@ -354,8 +354,8 @@ def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, c
     level), looked up as a learned vector; the whole-frame features are those tokens-nb clusters."""
     import faiss
 
-    from vocalprint.distill import _token_front_layer, fit_token_books, token_features, token_front
-    from vocalprint.nb import _features, _tokens_cfg, _View, NBConfig
+    from vocalprint.student.distill import _token_front_layer, fit_token_books, token_features, token_front
+    from vocalprint.tokens.nb import _features, _tokens_cfg, _View, NBConfig
 
     cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_level": level, "token_center": center})
     x = np.asarray(data["val"][0][:4], np.float32)
@@ -391,7 +391,7 @@ def test_residual_token_stages(data: dict, tmp_path: Path) -> None:
     """``token_stages=2``: stage 2 quantises what stage 1 leaves (its centroids fitted on those
     residuals), so two stages reconstruct the features better than one; the graph's lookup is
     the sum of both stages' vectors, ids as the NumPy reference and the first stage as one stage."""
-    from vocalprint.distill import _token_front_layer, fit_token_books, token_features, token_front
+    from vocalprint.student.distill import _token_front_layer, fit_token_books, token_features, token_front
 
     base = {**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 16}
     one = fit_token_books(data["x"], StudentConfig(**base))
@@ -457,7 +457,7 @@ def test_token_student_keys() -> None:
     """A Mel student's key ignores the token fields (cached students stay valid); a token
     student's key holds them."""
     from vocalprint import config as C
-    from vocalprint import student
+    from vocalprint.student import stage as student
 
     mel = C.Config()
     for k, v in (("token_dim", "16"), ("token_groups", "8"), ("token_level", "true")):
@@ -479,7 +479,7 @@ def test_token_student_keys() -> None:
 
 def test_token_image_without_a_whole_frame_codebook(data: dict) -> None:
     """Band groups alone (``token_k_frame=0``) make a [time, group] image of equal-sized vectors."""
-    from vocalprint.distill import fit_token_books
+    from vocalprint.student.distill import fit_token_books
 
     cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 4})
     books = fit_token_books(data["x"], cfg)

@@ -21,12 +21,12 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, run_env
-from vocalprint import artifacts as A
-from vocalprint import dataset
-from vocalprint.audio import AudioError, load_audio
+from vocalprint.core import artifacts as A
+from vocalprint.data import dataset
+from vocalprint.audio.decode import AudioError, load_audio
 from vocalprint.config import Config
-from vocalprint.mel import file_mel
-from vocalprint.submission import all_row_ids, expected_windows, validate
+from vocalprint.audio.mel import file_mel
+from vocalprint.serving.submission import all_row_ids, expected_windows, validate
 
 SR = 32000
 FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false",
@@ -87,7 +87,7 @@ def damage_kinds(src: np.ndarray, ogg_bytes: bytes, rng: np.random.Generator) ->
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory) -> Path:
-    from vocalprint.demo import make_demo
+    from vocalprint.data.demo import make_demo
 
     return make_demo(tmp_path_factory.mktemp("hostile") / "demo", n_species=6, clips_per_species=3,
                      n_train_soundscapes=1, n_test_soundscapes=3)

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_env
-from vocalprint import artifacts as A
-from vocalprint.submission import validate
+from vocalprint.core import artifacts as A
+from vocalprint.serving.submission import validate
 
 FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false",
         "submit.model=stsg-linear")  # the staged token pipeline: its stages are what these tests kill and damage
@@ -148,7 +148,7 @@ def stage_files(art: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory) -> Path:
-    from vocalprint.demo import make_demo
+    from vocalprint.data.demo import make_demo
 
     return make_demo(tmp_path_factory.mktemp("interrupt") / "demo", n_species=6, clips_per_species=3,
                      n_train_soundscapes=1, n_test_soundscapes=3)

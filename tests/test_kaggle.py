@@ -1,4 +1,4 @@
-"""The offline Kaggle kit (vocalprint.kaggle): pins, the generated kernel, its discovery, and an
+"""The offline Kaggle kit (vocalprint.tools.kaggle): pins, the generated kernel, its discovery, and an
 end-to-end run of the kernel in a fresh CPython venv that holds only the wheel folder's packages."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vocalprint import kaggle as K
+from vocalprint.tools import kaggle as K
 
 REPO = Path(__file__).resolve().parents[1]
 # Wheels are ~0.2 GB: kept across test runs (and CI runs on the same machine), keyed by requirement hash.
@@ -189,8 +189,8 @@ def _kaggle_input(root: Path, demo: Path, kit: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_offline_kernel_matches_dev_submit(trained, demo_dir, tmp_path, monkeypatch):
-    from vocalprint.predict import save_bundle
-    from vocalprint.submission import validate
+    from vocalprint.serving.bundle import save_bundle
+    from vocalprint.serving.submission import validate
 
     py = _python(KAGGLE_PY)
     _, _, pred = trained

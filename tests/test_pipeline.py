@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_env
-from vocalprint import artifacts as A
+from vocalprint.core import artifacts as A
 from vocalprint import config as C
-from vocalprint import mel, pipeline, submit
-from vocalprint.submission import validate
+from vocalprint.audio import mel
+from vocalprint import pipeline
+from vocalprint.serving import submit
+from vocalprint.serving.submission import validate
 
 
 def _no_mel(*a, **k):

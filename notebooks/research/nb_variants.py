@@ -19,10 +19,12 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from vocalprint import config as C
-    from vocalprint import mix, nb, pipeline
-    from vocalprint.audio import frame_windows, load_audio
-    from vocalprint.dataset import load
-    from vocalprint.metrics import macro_auc_arrays
+    from vocalprint.audio import mix
+    from vocalprint.tokens import nb
+    from vocalprint import pipeline
+    from vocalprint.audio.decode import frame_windows, load_audio
+    from vocalprint.data.dataset import load
+    from vocalprint.core.metrics import macro_auc_arrays
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

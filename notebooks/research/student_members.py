@@ -16,9 +16,9 @@ import pandas as pd
 def main() -> None:
     from _student import dev_student
 
-    from vocalprint import submit
-    from vocalprint.metrics import macro_auc
-    from vocalprint.predict import StudentPredictor
+    from vocalprint.serving import submit
+    from vocalprint.core.metrics import macro_auc
+    from vocalprint.student.predictor import StudentPredictor
 
     cfg, ds, pred, solution = dev_student(["run.progress=false"])
     alone = []

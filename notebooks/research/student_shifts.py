@@ -18,11 +18,11 @@ SHIFTS = ((), (1.25,), (2.0,), (2.5,), (3.75,), (5.0,), (1.25, 2.5))  # () = the
 def main() -> None:
     from _student import dev_student
 
-    from vocalprint.audio import load_audio, n_windows, row_ids
+    from vocalprint.audio.decode import load_audio, n_windows, row_ids
     from vocalprint.config import frames_per_window
-    from vocalprint.mel import logmel
-    from vocalprint.metrics import macro_auc
-    from vocalprint.predict import shifted_windows
+    from vocalprint.audio.mel import logmel
+    from vocalprint.core.metrics import macro_auc
+    from vocalprint.student.predictor import shifted_windows
 
     cfg, ds, pred, solution = dev_student(["submit.student_shift_s=0"])
     fpw, w = frames_per_window(cfg), cfg.audio.window_s

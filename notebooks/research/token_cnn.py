@@ -21,14 +21,15 @@ def main() -> None:
 
     from _student import dev_setup
 
-    from vocalprint import artifacts as A
-    from vocalprint import distill as D
-    from vocalprint import pipeline, student
-    from vocalprint.audio import load_audio, n_windows, row_ids
+    from vocalprint.core import artifacts as A
+    from vocalprint.student import distill as D
+    from vocalprint import pipeline
+    from vocalprint.student import stage as student
+    from vocalprint.audio.decode import load_audio, n_windows, row_ids
     from vocalprint.config import frames_per_window
-    from vocalprint.mel import logmel
-    from vocalprint.metrics import macro_auc
-    from vocalprint.predict import shifted_windows
+    from vocalprint.audio.mel import logmel
+    from vocalprint.core.metrics import macro_auc
+    from vocalprint.student.predictor import shifted_windows
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=1024, help="K-means centroids (tokens)")

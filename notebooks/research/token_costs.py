@@ -21,8 +21,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def main() -> None:
     from vocalprint import config as C
     from vocalprint import pipeline
-    from vocalprint.audio import load_audio
-    from vocalprint.dataset import load
+    from vocalprint.audio.decode import load_audio
+    from vocalprint.data.dataset import load
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

@@ -27,7 +27,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    from vocalprint import distill as D
+    from vocalprint.student import distill as D
 
     x = (np.random.default_rng(0).normal(size=(64, 312, 128)) * 10 - 50).astype(np.float32)
     print("| variant | s per 25 windows |\n|---|---|")

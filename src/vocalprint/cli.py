@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import config as C
+from vocalprint import config as C
 
 log = logging.getLogger("vocalprint")
 STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "teacher", "distill", "submit", "evaluate",
@@ -40,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("gensim", "numba", "matplotlib", "absl", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    from .artifacts import ArtifactError
-    from .dataset import DatasetError
-    from .submission import SubmissionError
+    from vocalprint.core.artifacts import ArtifactError
+    from vocalprint.data.dataset import DatasetError
+    from vocalprint.serving.submission import SubmissionError
 
     try:
         code = _run(args)
@@ -54,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from . import dataset
+    from vocalprint.data import dataset
 
     if args.stage == "demo-data":
-        from .demo import make_demo
+        from vocalprint.data.demo import make_demo
 
         make_demo(Path(args.out or "data/demo"), seed=args.seed)
         return 0
@@ -72,19 +73,19 @@ def _run(args) -> int:
     if args.stage == "evaluate":
         return _evaluate(data_root, Path(args.out or "submission/submission.csv"), model, root)
     if args.stage == "select":
-        from . import select
+        from vocalprint.tools import select
 
         select.run(data_root, root, budget_min=cfg.submit.budget_min, safety=cfg.submit.safety)
         return 0
     ds = dataset.load(data_root, require_train=not (args.stage == "submit" and args.bundle))
-    from .parallel import executor
+    from vocalprint.core.parallel import executor
 
     with executor(cfg.run.executor, n_workers=cfg.run.n_jobs):
         return _stage(args, cfg, ds, root, model)
 
 
 def _stage(args, cfg, ds, root: Path, model: str) -> int:
-    from . import pipeline
+    from vocalprint import pipeline
 
     log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
              ds.root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
@@ -103,25 +104,25 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     elif args.stage == "distill":
         pipeline.distill(cfg, ds, root)
     elif args.stage == "export":
-        from .predict import save_bundle
+        from vocalprint.serving.bundle import save_bundle
 
         out = Path(args.out or f"{root}/bundles/{model}")
         save_bundle(pipeline.predictor(cfg, ds, root, model), out, info={"data": str(ds.root)})
         log.info("export: %s written to %s", model, out)
     elif args.stage == "bench":
-        from . import bench
+        from vocalprint.tools import bench
 
         names = args.models.split(",") if args.models else list(pipeline.BENCH_DEFAULT)
         bench.run(cfg, ds, [pipeline.predictor(cfg, ds, root, m) for m in names], root)
     elif args.stage == "submit":
-        from . import submit
+        from vocalprint.serving import submit
 
         if args.bundle:
-            from .predict import load_bundle
+            from vocalprint.serving.bundle import load_bundle
 
             preds = [load_bundle(Path(b)) for b in args.bundle.split(",")]
             for p in preds:  # the bundle's model config, this run's budget and worker settings
-                p.cfg = C.dataclasses.replace(p.cfg, submit=cfg.submit, run=cfg.run)
+                p.cfg = dataclasses.replace(p.cfg, submit=cfg.submit, run=cfg.run)
             cfg = preds[0].cfg
         else:
             chain = [model, *[m for m in cfg.submit.fallback if m != model]]
@@ -136,8 +137,8 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
 def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
     import pandas as pd
 
-    from .artifacts import atomic_path, write_json
-    from .metrics import macro_auc
+    from vocalprint.core.artifacts import atomic_path, write_json
+    from vocalprint.core.metrics import macro_auc
 
     sol = data_root / "solution.csv"
     if not sol.is_file():

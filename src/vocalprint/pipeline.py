@@ -5,9 +5,14 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from . import features, mel, teach, tokens, train, w2v
-from .config import Config, ConfigError
-from .dataset import Dataset
+from vocalprint.tokens import features
+from vocalprint.audio import mel
+from vocalprint.teacher import stage as teach
+from vocalprint.tokens import codebook as tokens
+from vocalprint.tokens import train
+from vocalprint.tokens import w2v
+from vocalprint.config import Config, ConfigError
+from vocalprint.data.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +85,14 @@ def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
 
 def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
     """The ``tokens-nb`` tables, after the teacher cache when the tables are teacher-taught."""
-    from . import nb
+    from vocalprint.tokens import nb
 
     return nb.run(cfg, ds, root, teach.run(cfg, ds, root) if nb.uses_teacher(cfg) else None)
 
 
 def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
     """The student's stage folders: one per member of ``distill.members``."""
-    from . import student
+    from vocalprint.student import stage as student
 
     m, cache, tf = teacher_features(cfg, ds, root)
     return student.run_all(cfg, ds, m, cache, tf, root)
@@ -95,13 +100,15 @@ def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
 
 def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
     """A ready predictor for ``model``, training whatever it needs that is not cached."""
-    from . import artifacts as A
-    from .heads import prior
-    from .predict import StudentPredictor, TeacherPredictor, load_head_predictor
+    from vocalprint.core import artifacts as A
+    from vocalprint.tokens.heads import prior
+    from vocalprint.student.predictor import StudentPredictor
+    from vocalprint.teacher.predictor import TeacherPredictor
+    from vocalprint.tokens.predictor import load_head_predictor
 
     check_model(model)
     if model == "ensemble":
-        from .predict import EnsemblePredictor
+        from vocalprint.serving.ensemble import EnsemblePredictor
 
         if "ensemble" in cfg.submit.members:
             raise ConfigError("an ensemble cannot contain itself")
@@ -116,11 +123,11 @@ def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
                                 columns=teach.species_columns(mdir, ds, tcfg),
                                 head=A.load_joblib(tr / "head.joblib"))
     elif model == "loudness":
-        from .predict import LoudnessPredictor
+        from vocalprint.tokens.predictor import LoudnessPredictor
 
         pred = LoudnessPredictor(cfg=cfg, species=list(ds.species))
     elif model == "tokens-nb":
-        from . import nb
+        from vocalprint.tokens import nb
 
         pred = nb.load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     elif model in STUDENT_MODELS:

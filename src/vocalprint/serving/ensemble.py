@@ -1,0 +1,43 @@
+"""Several models as one: a weighted mean of their probabilities or log-odds."""
+from __future__ import annotations
+
+import numpy as np
+
+from vocalprint.core.numeric import logit, sigmoid
+
+
+class EnsemblePredictor:
+    """Weighted average of several models' window probabilities (``mean``) or log-odds (``logit``).
+
+    Members share the per-file log-Mel frames. Rank averaging is not offered: it needs every row of
+    every file before any output, which the budgeted, checkpointing submit cannot wait for.
+    """
+
+    def __init__(self, members: list, *, weights: list[float] | None = None, combine: str = "mean"):
+        if not members:
+            raise ValueError("an ensemble needs at least one member (submit.members)")
+        if combine not in ("mean", "logit"):
+            raise ValueError(f"submit.combine must be mean or logit, got {combine!r}")
+        sp = members[0].species
+        for m in members[1:]:
+            if list(m.species) != list(sp):
+                raise ValueError(f"ensemble members {members[0].name} and {m.name} have different species")
+        w = np.asarray(weights if weights else [1.0] * len(members), np.float64)
+        if len(w) != len(members) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"submit.weights {list(w)} do not fit {len(members)} members")
+        self.members, self.weights, self.combine = members, w / w.sum(), combine
+        self.name = "ensemble(" + "+".join(f"{m.name}:{x:.2f}" for m, x in zip(members, self.weights)) + ")"
+        self.species, self.cfg = list(sp), members[0].cfg
+
+    @property
+    def prior(self):
+        return getattr(self.members[0], "prior", None)
+
+    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
+        shared = {} if shared is None else shared
+        acc = None
+        for m, w in zip(self.members, self.weights):
+            p = np.clip(m.predict(x, n, times, shared), 1e-6, 1 - 1e-6).astype(np.float64)
+            v = logit(p) if self.combine == "logit" else p
+            acc = w * v if acc is None else acc + w * v
+        return sigmoid(acc) if self.combine == "logit" else acc.astype(np.float32)

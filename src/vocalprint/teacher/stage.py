@@ -1,0 +1,225 @@
+"""Teacher stages: the prepared pretrained model, its cached outputs on training-side audio, and
+teacher features of the training windows (for the probe head, the student and soft targets).
+
+The cache holds per file the 3-s chunk starts, the chunk logits of the competition species the
+teacher knows (NaN columns for the others) and the chunk embeddings (float16), so any window can
+be pooled later without running the teacher again.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vocalprint.core import artifacts as A
+from vocalprint.audio import mel as M
+from vocalprint.audio.decode import AudioError, load_audio
+from vocalprint.config import Config, ConfigError, fingerprint
+from vocalprint.data.dataset import Dataset
+from vocalprint.core.parallel import map_files, process_cached
+
+log = logging.getLogger(__name__)
+CHUNK_S = {"birdnet": 3.0, "perch": 5.0}
+
+
+def _labels_part(cfg: Config) -> tuple[str, ...]:
+    """The custom label list in a key only when one is given (keys of existing caches stay)."""
+    return (f"labels={cfg.teacher.labels_path}",) if cfg.teacher.labels_path else ()
+
+
+def model_key(cfg: Config) -> str:
+    t = cfg.teacher
+    return fingerprint("teacher-model", t.model, t.variant, t.model_path, t.perch_dir, *_labels_part(cfg))
+
+
+def prepare(cfg: Config, root: Path) -> Path:
+    """``<root>/teacher-model/<key>/`` with ``model.tflite`` (embedding exposed) and ``labels.txt``."""
+    from vocalprint.teacher import models as TT
+
+    t = cfg.teacher
+    final = A.stage_dir(root, "teacher-model", model_key(cfg))
+    if A.is_complete(final):
+        return final
+    work = A.partial_dir(final)
+    timer = A.Timer("teacher-model")
+    with timer("prepare"):
+        if t.model == "birdnet":
+            src, labels = (Path(t.model_path), TT.birdnet_files()[1]) if t.model_path else TT.birdnet_files()
+            if t.labels_path:  # e.g. a BirdNET custom classifier with its own label list
+                labels = Path(t.labels_path)
+            for f in (src, labels):
+                if not Path(f).is_file():
+                    raise ConfigError(f"teacher: {f} does not exist")
+            fp32 = work / "fp32.tflite"
+            if not fp32.is_file():
+                TT.expose_embedding(src, fp32)
+            if t.variant == "fp32":
+                fp32.rename(work / "model.tflite")
+            else:
+                from vocalprint.teacher.quantize import MODES, quantize_tflite
+
+                if t.variant not in MODES:
+                    raise ConfigError(f"teacher.variant must be fp32 or one of {MODES}, got {t.variant!r}")
+                quantize_tflite(fp32, work / "model.tflite", mode=t.variant)
+                fp32.unlink()
+            shutil.copyfile(labels, work / "labels.txt")
+        elif t.model == "perch":
+            if not t.perch_dir:
+                raise ConfigError("teacher.model=perch needs teacher.perch_dir (or PERCH_DIR=<folder>)")
+            d = Path(t.perch_dir)
+            quant = {"fp32": "none", "float16": "float16", "dynamic_int8": "dynamic"}.get(t.variant)
+            if quant is None:
+                raise ConfigError(f"teacher.variant {t.variant!r} is not offered for Perch (fp32, float16, dynamic_int8)")
+            TT.convert_savedmodel(d, work / "model.tflite", quant=quant)
+            lab = next((p for p in (d / "assets" / "label.csv", d / "assets" / "labels.csv") if p.is_file()), None)
+            if lab is None:
+                raise ConfigError(f"{d}: no assets/label.csv with the Perch class names")
+            shutil.copyfile(lab, work / "labels.txt")
+        else:
+            raise ConfigError(f"teacher.model must be birdnet or perch, got {t.model!r}")
+    return A.finish(work, final, {"stage": "teacher-model", "config": t, "seconds": timer.seconds})
+
+
+def runner(model_dir: Path, cfg: Config):
+    """The teacher runner (BirdNET or Perch) for a prepared model folder."""
+    from vocalprint.teacher import models as TT
+
+    A.verified(model_dir / "model.tflite")
+    if cfg.teacher.model == "perch":
+        return TT.Perch(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
+    return TT.BirdNET(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
+
+
+def species_columns(model_dir: Path, ds: Dataset, cfg: Config) -> np.ndarray:
+    """Teacher class index of each submission column, -1 where the teacher does not know it."""
+    from vocalprint.teacher import models as TT
+
+    tax = pd.read_csv(ds.root / "taxonomy.csv")
+    read = TT.read_perch_labels if cfg.teacher.model == "perch" else TT.read_labels
+    match = TT.match_species(tax, read(model_dir / "labels.txt"))
+    return match.columns(list(ds.species))
+
+
+def chunk_outputs(net, x: np.ndarray, *, cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chunk starts [m] s, logits [m, C], embeddings [m, D]) of one file's audio."""
+    if cfg.teacher.model == "perch":  # Perch scores whole 5-s windows: a chunk is a window
+        logits, emb = net.window_scores(x)
+        return np.arange(len(logits), dtype=np.float32) * CHUNK_S["perch"], logits, emb
+    return net.chunk_outputs(x, stride_s=cfg.teacher.stride_s, sr=cfg.audio.sr)
+
+
+def select_species(logits: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Teacher logits [..., C] -> the competition species' columns [..., S] float32, NaN where
+    the teacher does not know a species (``cols`` from :func:`species_columns`, -1 = unknown)."""
+    cols = np.asarray(cols)
+    sel = np.full(np.shape(logits)[:-1] + (len(cols),), np.nan, np.float32)
+    sel[..., cols >= 0] = np.asarray(logits)[..., cols[cols >= 0]]
+    return sel
+
+
+def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Config) -> str:
+    if out.is_file():
+        return ""
+    try:
+        x = load_audio(path, sr=cfg.audio.sr)
+    except AudioError as e:
+        return str(e)
+    net = process_cached(("teacher", model_dir, cfg.teacher), lambda: runner(Path(model_dir), cfg))
+    starts, logits, emb = chunk_outputs(net, x, cfg=cfg)
+    sel = select_species(logits, cols)
+    with A.atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, starts=starts.astype(np.float32), logits=sel, emb=emb.astype(np.float16))
+    return ""
+
+
+def cache_key(cfg: Config, ds: Dataset) -> str:
+    t = cfg.teacher
+    return fingerprint("teacher", t.model, t.variant, t.stride_s, t.model_path, t.perch_dir, *_labels_part(cfg), cfg.audio,
+                       ds.fingerprint(), list(ds.species))
+
+
+def run(cfg: Config, ds: Dataset, root: Path) -> Path:
+    """Teacher outputs for every training-side file -> ``<root>/teacher/<key>/chunks/*.npz``."""
+    final = A.stage_dir(root, "teacher", cache_key(cfg, ds))
+    if A.is_complete(final):
+        log.info("teacher: cached at %s", final)
+        return final
+    model_dir = prepare(cfg, root)
+    cols = species_columns(model_dir, ds, cfg)
+    work = A.partial_dir(final)
+    items = M.audio_items(ds)
+    timer = A.Timer("teacher")
+    with timer("teacher"):
+        errs = map_files(_cache_file, [(p, work / "chunks" / (M.npy_name(n)[:-4] + ".npz"), str(model_dir), cols, cfg)
+                                       for p, n in zip(items["path"], items["name"])],
+                         n_jobs=cfg.run.n_jobs, desc="teacher", progress=cfg.run.progress,
+                         on_error=lambda t, e: f"{t[0]}: {type(e).__name__}: {e}")
+    for p, e in zip(items["path"], errs):
+        if e:
+            log.warning("teacher: skipped %s: %s", p, e)
+    if len(errs) and all(errs):
+        from vocalprint.data.dataset import DatasetError
+
+        raise DatasetError(f"teacher: no training file could be run through the teacher (e.g. {errs[0]})")
+    return A.finish(work, final, {"stage": "teacher", "config": cfg.teacher, "model": model_dir.name,
+                                  "species": list(ds.species), "columns": cols.tolist(),
+                                  "n_matched": int((cols >= 0).sum()), "n_skipped": sum(bool(e) for e in errs),
+                                  "seconds": timer.seconds})
+
+
+def pool(starts: np.ndarray, logits: np.ndarray, emb: np.ndarray, bounds_s: np.ndarray, *,
+         chunk_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pool cached chunks into windows [n, 2] (start, stop seconds) with the same rule as
+    inference (:func:`vocalprint.teacher.models.assign_bounds`): logits max, embeddings mean, float32."""
+    from vocalprint.teacher.models import assign_bounds, pool_groups
+
+    return pool_groups(assign_bounds(starts, chunk_s=chunk_s, bounds_s=bounds_s), logits, emb)
+
+
+def features_key(cfg: Config, teacher_key: str, feat_key: str) -> str:
+    return fingerprint("tfeatures", teacher_key, feat_key)
+
+
+def features(cfg: Config, cache_dir: Path, feat_dir: Path, root: Path) -> Path:
+    """Teacher embedding (``X_<teacher>.npy``) and logits (``T.npy``) of every training window of
+    the features stage, with its labels and groups, for the probe head and distillation."""
+    final = A.stage_dir(root, "tfeatures", features_key(cfg, cache_dir.name, feat_dir.name))
+    if A.is_complete(final):
+        return final
+    work = A.partial_dir(final)
+    man = A.manifest(feat_dir)
+    windows = pd.read_csv(feat_dir / "windows.csv")
+    sec = cfg.mel.hop / cfg.audio.sr
+    chunk_s = CHUNK_S[cfg.teacher.model]
+    n_sp = len(man["species"])
+    X = np.zeros((len(windows), 0), np.float32)
+    T = np.full((len(windows), n_sp), np.nan, np.float32)
+    ok = np.zeros(len(windows), bool)
+    timer = A.Timer("tfeatures")
+    with timer("pool"):
+        parts = []
+        for name, grp in windows.groupby("name", sort=False):
+            f = cache_dir / "chunks" / (M.npy_name(name)[:-4] + ".npz")
+            if not f.is_file():
+                continue
+            z = np.load(f)
+            lo, em = pool(z["starts"], z["logits"], z["emb"], grp[["start", "stop"]].to_numpy() * sec, chunk_s=chunk_s)
+            parts.append((grp.index.to_numpy(), lo, em))
+        if parts:
+            X = np.zeros((len(windows), parts[0][2].shape[1]), np.float32)
+            for idx, lo, em in parts:
+                X[idx], T[idx], ok[idx] = em, lo, True
+    if (~ok).any():
+        log.warning("tfeatures: %d training windows have no teacher output (file skipped); zeros", int((~ok).sum()))
+    A.save_npy(work / f"X_{cfg.teacher.model}.npy", X)
+    A.save_npy(work / "T.npy", T)
+    for n in ("Y", "groups"):
+        shutil.copyfile(A.verified(feat_dir / f"{n}.npy"), work / f"{n}.npy")
+    shutil.copyfile(feat_dir / "windows.csv", work / "windows.csv")
+    return A.finish(work, final, {"stage": "tfeatures", "upstream": [cache_dir.name, feat_dir.name],
+                                  "species": man["species"], "n_windows": len(windows),
+                                  "n_missing": int((~ok).sum()), "seconds": timer.seconds})
