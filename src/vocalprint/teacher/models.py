@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
+from vocalprint.teacher.runtime import TeacherError, TFLiteModel
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -31,10 +33,6 @@ PERCH_KAGGLE_DIRS = (
     "/kaggle/input/bird-vocalization-classifier/tensorflow2/perch_v2_cpu/1",
     "/kaggle/input/models/google/bird-vocalization-classifier/tensorflow2/perch_v2_cpu/1",
 )
-
-
-class TeacherError(RuntimeError):
-    """A teacher model that is missing, malformed or cannot be prepared; the message says why."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,172 +270,6 @@ def prepare_birdnet(out_dir: str | Path, *, src: str | Path | None = None) -> Pa
 # --------------------------------------------------------------------------------------------
 # Generic TFLite runner
 # --------------------------------------------------------------------------------------------
-
-
-_EMB_NAMES = ("embedding",)
-_LOGIT_NAMES = ("label", "logits", "logit")
-
-
-class TFLiteModel:
-    """A TFLite model with one float32 input ``[batch, n_samples]`` and outputs found by role.
-
-    Roles: ``"logits"`` ``[n, C]`` and ``"embedding"`` ``[n, D]``. An output is assigned by its
-    signature-def name (``embedding``; ``label``/``logits``) or tensor name (contains
-    ``GLOBAL_AVG_POOL`` or ``embedding`` -> embedding; ``label``/``logits`` -> logits); failing
-    that, the widest remaining rank-2 output is the logits and a single other rank-2 output the
-    embedding. ``roles`` (role -> signature or tensor name) overrides this. Other outputs (e.g.
-    Perch's ``spatial_embedding``, its spectrogram) are not returned. Integer (quantized) outputs
-    are dequantized to float32 with their scale and zero point.
-
-    Runs on ``ai_edge_litert``'s interpreter with its default (XNNPACK) delegate. For a model that
-    needs TensorFlow (Flex) ops ``tf.lite.Interpreter`` is tried; TF 2.21's has no Flex delegate,
-    so this raises :class:`TeacherError` unless another TensorFlow build provides one.
-    """
-
-    def __init__(self, model_path: str | Path, *, num_threads: int = 1, batch_size: int = 16,
-                 roles: Mapping[str, str] | None = None) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise TeacherError(f"{self.model_path}: model file not found")
-        self.num_threads = int(num_threads)
-        self.batch_size = int(batch_size)
-        self.interpreter = self._make_interpreter()
-        ip = self.interpreter
-        inputs = ip.get_input_details()
-        if len(inputs) != 1:
-            raise TeacherError(f"{self.model_path}: expected one input, found {len(inputs)}")
-        self._in = inputs[0]
-        if self._in["dtype"] != np.float32 or len(self._in["shape"]) != 2:
-            raise TeacherError(f"{self.model_path}: input must be float32 [batch, samples], "
-                               f"is {self._in['dtype']} {list(self._in['shape'])}")
-        self.n_samples = int(self._in["shape"][1])
-        self._cur_n = int(self._in["shape"][0])
-        self.roles = self._resolve_roles(roles)
-        # Integer outputs (full-integer quantized models) are dequantized in run().
-        self._deq: dict[int, tuple[float, int]] = {}
-        for d in ip.get_output_details():
-            if int(d["index"]) in self.roles.values() and np.issubdtype(d["dtype"], np.integer):
-                scale, zp = d["quantization"]
-                if not scale:
-                    raise TeacherError(f"{self.model_path}: integer output {d['name']} "
-                                       "has no quantization scale")
-                self._deq[int(d["index"])] = (float(scale), int(zp))
-        log.debug("%s: input %d samples, outputs %s", self.model_path.name, self.n_samples,
-                  self.roles)
-
-    # -- construction helpers --
-    def _make_interpreter(self):
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            ip = Interpreter(model_path=str(self.model_path), num_threads=self.num_threads)
-            ip.allocate_tensors()
-            return ip
-        except (RuntimeError, ValueError) as e:
-            msg = str(e)
-            if "Flex" not in msg and "Select TensorFlow" not in msg:
-                raise TeacherError(f"{self.model_path}: cannot load TFLite model ({msg})") from e
-        log.warning("%s uses TensorFlow (Flex) ops: trying tf.lite.Interpreter, which needs "
-                    "TensorFlow with the Flex delegate linked", self.model_path)
-        try:
-            import tensorflow as tf
-
-            ip = tf.lite.Interpreter(model_path=str(self.model_path),
-                                     num_threads=self.num_threads)
-            ip.allocate_tensors()
-            return ip
-        except (ImportError, RuntimeError, ValueError) as e:
-            raise TeacherError(
-                f"{self.model_path} needs TensorFlow (Flex) ops, which no available interpreter "
-                "runs (ai-edge-litert 2.3.0 and TF 2.21's tf.lite.Interpreter have no Flex "
-                "delegate); run the SavedModel itself instead (Perch(saved_model_dir))"
-            ) from e
-
-    def _signature_names(self) -> dict[int, str]:
-        try:
-            sigs = self.interpreter._get_full_signature_list()  # noqa: SLF001 (tensor indices)
-        except Exception:  # pragma: no cover - older/newer runtimes
-            return {}
-        names: dict[int, str] = {}
-        for sig in (sigs or {}).values():
-            for name, idx in (sig.get("outputs") or {}).items():
-                names.setdefault(int(idx), name)
-        return names
-
-    def _resolve_roles(self, roles: Mapping[str, str] | None) -> dict[str, int]:
-        outs = self.interpreter.get_output_details()
-        sig = self._signature_names()
-        info = [(int(d["index"]), sig.get(int(d["index"]), ""), str(d["name"]),
-                 [int(s) for s in d["shape"]]) for d in outs]
-        found: dict[str, int] = {}
-        if roles:
-            for role, want in roles.items():
-                hit = [i for i, s, n, _ in info if want in (s, n)]
-                if not hit:
-                    raise TeacherError(f"{self.model_path}: no output named {want!r} for {role}; "
-                                       f"outputs: {[(s or n) for _, s, n, _ in info]}")
-                found[role] = hit[0]
-        for i, s, n, shape in info:
-            s_l, n_l = s.lower(), n.lower()
-            if "embedding" not in found and (s_l in _EMB_NAMES or "global_avg_pool" in n_l
-                                             or n_l == "embedding") and len(shape) == 2:
-                found["embedding"] = i
-            elif "logits" not in found and (s_l in _LOGIT_NAMES or n_l in _LOGIT_NAMES) \
-                    and len(shape) == 2:
-                found["logits"] = i
-        rest = [(i, shape) for i, _, _, shape in info
-                if len(shape) == 2 and i not in found.values()]
-        if "logits" not in found and rest:
-            i, _ = max(rest, key=lambda t: t[1][1])
-            found["logits"] = i
-            rest = [r for r in rest if r[0] != i]
-        if "embedding" not in found and len(rest) == 1:
-            found["embedding"] = rest[0][0]
-        if "logits" not in found:
-            raise TeacherError(f"{self.model_path}: no logits output among "
-                               f"{[(s or n, shape) for _, s, n, shape in info]}")
-        return found
-
-    # -- running --
-    def _resize(self, n: int) -> None:
-        if n != self._cur_n:
-            self.interpreter.resize_tensor_input(self._in["index"], [n, self.n_samples])
-            self.interpreter.allocate_tensors()
-            self._cur_n = n
-
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by role for ``batch`` ``[n, n_samples]`` float32, in batches of
-        ``batch_size``: ``{"logits": [n, C], "embedding": [n, D]}`` (embedding only if the model
-        has one). ``batch`` may be a strided view; each batch is copied contiguous."""
-        batch = np.asarray(batch)
-        if batch.ndim != 2 or batch.shape[1] != self.n_samples:
-            raise ValueError(f"batch must be [n, {self.n_samples}], got {batch.shape}")
-        n = batch.shape[0]
-        res = {role: [] for role in self.roles}
-        ip = self.interpreter
-        for a in range(0, n, self.batch_size):
-            xb = np.ascontiguousarray(batch[a:a + self.batch_size], dtype=np.float32)
-            self._resize(xb.shape[0])
-            ip.set_tensor(self._in["index"], xb)
-            ip.invoke()
-            for role, idx in self.roles.items():
-                v = ip.get_tensor(idx)
-                if idx in self._deq:
-                    scale, zp = self._deq[idx]
-                    v = ((v.astype(np.float32) - zp) * scale).astype(np.float32)
-                res[role].append(v)
-        if n == 0:
-            return {role: np.zeros((0, int(self._out_dim(idx))), np.float32)
-                    for role, idx in self.roles.items()}
-        return {role: np.concatenate(v, axis=0) for role, v in res.items()}
-
-    def _out_dim(self, idx: int) -> int:
-        for d in self.interpreter.get_output_details():
-            if int(d["index"]) == idx:
-                return int(d["shape"][-1])
-        return 0  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------
