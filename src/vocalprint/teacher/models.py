@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from vocalprint.teacher.runtime import TeacherError, TFLiteModel
+from vocalprint.teacher.runtime import LOGIT_NAMES, TeacherError, TFLiteModel
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -493,7 +493,7 @@ class SavedModelRunner:
         self.n_samples = int(spec.shape[1])
         outs = self._fn.structured_outputs
         self._names = {"embedding": "embedding" if "embedding" in outs else None,
-                       "logits": next((k for k in _LOGIT_NAMES if k in outs), None)}
+                       "logits": next((k for k in LOGIT_NAMES if k in outs), None)}
         if self._names["logits"] is None:
             raise TeacherError(f"{saved_model_dir}: no label/logits output in {list(outs)}")
         self.roles = {r: n for r, n in self._names.items() if n is not None}

@@ -45,8 +45,8 @@ def dequantize(y: np.ndarray, quant: tuple[float, int] | None) -> np.ndarray:
     return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
 
 
-_EMB_NAMES = ("embedding",)
-_LOGIT_NAMES = ("label", "logits", "logit")
+EMB_NAMES = ("embedding",)
+LOGIT_NAMES = ("label", "logits", "logit")
 
 
 class TFLiteModel:
@@ -150,10 +150,10 @@ class TFLiteModel:
                 found[role] = hit[0]
         for i, s, n, shape in info:
             s_l, n_l = s.lower(), n.lower()
-            if "embedding" not in found and (s_l in _EMB_NAMES or "global_avg_pool" in n_l
+            if "embedding" not in found and (s_l in EMB_NAMES or "global_avg_pool" in n_l
                                              or n_l == "embedding") and len(shape) == 2:
                 found["embedding"] = i
-            elif "logits" not in found and (s_l in _LOGIT_NAMES or n_l in _LOGIT_NAMES) \
+            elif "logits" not in found and (s_l in LOGIT_NAMES or n_l in LOGIT_NAMES) \
                     and len(shape) == 2:
                 found["logits"] = i
         rest = [(i, shape) for i, _, _, shape in info
