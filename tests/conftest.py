@@ -21,10 +21,6 @@ SMALL = (
 )
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than ~30 s (CI runs it; `make test-fast` skips it)")
-
-
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     """The synthetic demo competition, generated once per test session."""
@@ -42,11 +38,11 @@ def small_cfg() -> C.Config:
 def trained(demo_dir, small_cfg, tmp_path_factory):
     """Artifacts root with the token pipeline trained on the demo set (stsg-linear)."""
     from vocalprint.data import dataset
-    from vocalprint import pipeline
+    from vocalprint import models
 
     root = tmp_path_factory.mktemp("artifacts")
     ds = dataset.load(demo_dir)
-    pred = pipeline.predictor(small_cfg, ds, root, "stsg-linear")
+    pred = models.predictor(small_cfg, ds, root, "stsg-linear")
     return root, ds, pred
 
 

@@ -1,7 +1,7 @@
 """A small stand-in for BirdNET V2.4, so no test needs the real model: a TFLite file with BirdNET's
 input ``[batch, 144000]`` (3 s at 48 kHz), logits ``[batch, n_labels]`` (6,522 like BirdNET by
 default) and a 1,024-d pre-classifier embedding (the input of the last FULLY_CONNECTED op, which
-:func:`vocalprint.teacher.models.expose_embedding` finds), with a BirdNET-format label file."""
+:func:`vocalprint.teacher.surgery.expose_embedding` finds), with a BirdNET-format label file."""
 from __future__ import annotations
 
 import shutil

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from vocalprint.tools import bench
-from vocalprint import pipeline
+from vocalprint import models
 
 
 def test_bench_measures_each_model_with_one_and_two_workers(trained, small_cfg, tmp_path):
     root, ds = trained[0], trained[1]
-    preds = [pipeline.predictor(small_cfg, ds, root, m) for m in ("loudness", "melstats-linear")]
+    preds = [models.predictor(small_cfg, ds, root, m) for m in ("loudness", "melstats-linear")]
     res = bench.run(small_cfg, ds, preds, tmp_path)
     saved = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert saved == json.loads(json.dumps(res)) and (tmp_path / "bench" / "bench.png").stat().st_size > 0
@@ -26,6 +26,6 @@ def test_bench_measures_each_model_with_one_and_two_workers(trained, small_cfg, 
 
 def test_warm_workers_runs_the_model_in_a_fresh_pool(trained, small_cfg):
     root, ds = trained[0], trained[1]
-    pred = pipeline.predictor(small_cfg, ds, root, "melstats-linear")
+    pred = models.predictor(small_cfg, ds, root, "melstats-linear")
     bench.warm_workers(pred, 2)  # the predictor pickles and runs in the worker processes
     bench.warm_workers(pred, 1)  # one worker is this process

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from vocalprint.core import artifacts as A
-from vocalprint import pipeline
+from vocalprint import models
 from vocalprint.serving import submit
 from vocalprint.core.parallel import executor, map_files
 
@@ -21,7 +21,7 @@ def test_dask_local_matches_local(trained, small_cfg, tmp_path):
     root = tmp_path / "art"
     with executor("dask-local", n_workers=2) as client:
         assert len(client.scheduler_info()["workers"]) == 2
-        pred = pipeline.predictor(small_cfg, ds, root, "stsg-linear")
+        pred = models.predictor(small_cfg, ds, root, "stsg-linear")
         submit.run(small_cfg, ds, [pred], tmp_path / "dask.csv")
     submit.run(small_cfg, ds, [local_pred], tmp_path / "local.csv")
     for stage in ("mels", "tokens", "w2v", "features"):

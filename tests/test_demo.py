@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from vocalprint.data import demo
-from vocalprint.data.demo import CallEvent, make_demo, species_catalog, synth_call, window_labels
+from vocalprint.data import demo, synth
+from vocalprint.data.demo import CallEvent, make_demo, window_labels
+from vocalprint.data.synth import species_catalog, synth_call
 
 SR = 32000
 SMALL = dict(n_species=5, clips_per_species=1, n_train_soundscapes=0, n_test_soundscapes=1)
@@ -217,7 +218,7 @@ def test_call_types_differ() -> None:
     by_type: dict[str, list] = {}
     for s in specs:
         by_type.setdefault(s.call_type, []).append(s)
-    assert set(by_type) == set(demo.CALL_TYPES)
+    assert set(by_type) == set(synth.CALL_TYPES)
     assert all(len(v) >= 2 for v in by_type.values())
     rng = np.random.default_rng(0)
     cent = {s.primary_label: np.mean([_centroid(synth_call(s, rng, SR)) for _ in range(4)])

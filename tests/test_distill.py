@@ -1,4 +1,5 @@
-"""Tests for vocalprint.student.distill: a small stand-in teacher, synthetic mel windows, no BirdNET."""
+"""Tests for the student (vocalprint.student.net, token_front, train, export, runtime): a small stand-in
+teacher, synthetic mel windows, no BirdNET."""
 from __future__ import annotations
 
 import os
@@ -9,18 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vocalprint.student import distill
-from vocalprint.student.distill import (
-    BIRDNET_PARAMS,
-    StudentConfig,
-    StudentRunner,
-    build_student,
-    count_params,
-    inference_params,
-    export_tflite,
-    predict_keras,
-    train_student,
-)
+from vocalprint.config.student import StudentConfig
+from vocalprint.student.export import export_tflite
+from vocalprint.student.net import BIRDNET_PARAMS, build_student, count_params, inference_params
+from vocalprint.student.runtime import StudentRunner
+from vocalprint.student.train import losses, pair_up, predict_keras, train_student
+
+STUDENT_MODULES = ("net", "token_front", "train", "export", "runtime")
 
 N_FRAMES, N_MELS = 312, 128
 BANDS = [(8, 20), (40, 52), (72, 84), (104, 116)]  # one lit band range per species
@@ -111,10 +107,13 @@ def trained(data: dict) -> tuple:
     return model, hist
 
 
-def test_import_is_light() -> None:
-    code = ("import sys, vocalprint.student.distill; "
+@pytest.mark.parametrize("module", STUDENT_MODULES)
+def test_import_is_light(module: str) -> None:
+    from vocalprint.student import net
+
+    code = (f"import sys, vocalprint.student.{module}; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    env = dict(os.environ, PYTHONPATH=str(Path(distill.__file__).parents[2]))
+    env = dict(os.environ, PYTHONPATH=str(Path(net.__file__).parents[2]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -166,26 +165,26 @@ def test_losses_mask_nan_targets() -> None:
     kw = dict(temperature=2.0, has_meta=True)
     for emb_loss in ("mse", "cosine"):
         with tf.GradientTape() as tape:
-            ls = distill._losses(out, te, tl, y, m, emb_loss=emb_loss, **kw)
+            ls = losses(out, te, tl, y, m, emb_loss=emb_loss, **kw)
             total = tf.add_n(list(ls.values()))
         grads = tape.gradient(total, list(out.values()))
         assert all(np.isfinite(float(v)) and float(v) >= -1e-6 for v in ls.values())
         assert all(np.isfinite(g.numpy()).all() for g in grads)
     # masked entries have no influence: changing them changes nothing
-    ls = distill._losses(out, te, tl, y, m, emb_loss="mse", **kw)
+    ls = losses(out, te, tl, y, m, emb_loss="mse", **kw)
     te2, tl2, y2, m2 = te.copy(), tl.copy(), y.copy(), m.copy()
     out2 = {k: tf.Variable(v.numpy()) for k, v in out.items()}
     out2["emb_proj"][1].assign(tf.zeros(6))
     out2["logits"][3].assign(tf.constant([9.0, 9.0, 9.0]))
-    ls2 = distill._losses(out2, te2, tl2, y2, m2, emb_loss="mse", **kw)
+    ls2 = losses(out2, te2, tl2, y2, m2, emb_loss="mse", **kw)
     assert float(ls["emb"]) == pytest.approx(float(ls2["emb"]), rel=1e-6)
     assert float(ls["soft"]) == pytest.approx(float(ls2["soft"]), rel=1e-6)
     # soft loss is 0 when the student matches the teacher
     same = dict(out, logits=tf.constant(np.nan_to_num(tl)))
-    assert float(distill._losses(same, te, tl, y, m, emb_loss="mse", **kw)["soft"]) < 1e-5
+    assert float(losses(same, te, tl, y, m, emb_loss="mse", **kw)["soft"]) < 1e-5
     # an all-missing batch contributes 0, not NaN
     nan = lambda a: np.full_like(a, np.nan)  # noqa: E731
-    ls = distill._losses(out, nan(te), nan(tl), nan(y), nan(m), emb_loss="mse", **kw)
+    ls = losses(out, nan(te), nan(tl), nan(y), nan(m), emb_loss="mse", **kw)
     assert all(float(v) == 0.0 for v in ls.values())
 
 
@@ -294,7 +293,7 @@ def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:
     yo = np.array([[np.nan, np.nan], [1.0, 1.0]], np.float32)  # the partner is unlabelled
     m, mo = np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)
     b = [x, te, tl, y, m]
-    distill.pair_up(b, [xo, teo, tlo, yo, mo], np.array([True, False]))
+    pair_up(b, [xo, teo, tlo, yo, mo], np.array([True, False]))
     np.testing.assert_allclose(b[0][0], -20.0 + 10 * np.log10(2.0), rtol=1e-5)  # two equal powers: +3 dB
     np.testing.assert_array_equal(b[0][1], -20.0)  # the row not hit is untouched
     np.testing.assert_array_equal(b[2][0], [1.0, 2.0])  # teacher logits: max
@@ -303,16 +302,16 @@ def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:
 
 
 def test_band_norm_channel_removes_each_bands_level_and_exports(data: dict, tmp_path: Path) -> None:
-    from vocalprint.student.distill import _band_norm_layer
+    from vocalprint.student.net import band_norm_layer
 
     x = np.asarray(data["val"][0][:6], np.float32)[..., None]
-    out = np.asarray(_band_norm_layer()()(x))
+    out = np.asarray(band_norm_layer()()(x))
     assert out.shape == (*x.shape[:-1], 2)
     np.testing.assert_allclose(out[..., 0], x[..., 0])
     np.testing.assert_allclose(out[..., 1], x[..., 0] - x[..., 0].mean(axis=1, keepdims=True), atol=1e-4)
     # a per-band gain (a coloured, stationary background level) leaves the second channel unchanged
     tilt = np.linspace(-10, 10, N_MELS, dtype=np.float32)[None, None, :, None]
-    np.testing.assert_allclose(np.asarray(_band_norm_layer()()(x + tilt))[..., 1], out[..., 1], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(band_norm_layer()()(x + tilt))[..., 1], out[..., 1], atol=1e-3)
     cfg = StudentConfig(**{**SMALL.__dict__, "band_norm": True})
     model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
                           n_meta=0, cfg=cfg)
@@ -339,8 +338,8 @@ def test_ensemble_members_are_stages_of_their_own() -> None:
     assert keys[0] == student.key(one, "tf", "cache") and len(set(keys)) == 3
     assert student.key(one, "tf", "cache", 1) == keys[1]
     assert student.key(C.override(one, "distill.seed", "1"), "tf", "cache") != keys[0]
-    with pytest.raises(C.ConfigError, match="distill.members=0"):  # checked before any data is read
-        student.run_all(C.override(one, "distill.members", "0"), None, None, None, None, None)
+    with pytest.raises(C.ConfigError, match="distill.members must be >= 1"):  # checked when the config is built
+        C.override(one, "distill.members", "0")
 
 
 TOKENS = {"front": "tokens", "token_dim": 8, "token_groups": 2, "token_k": 8, "token_k_frame": 16,
@@ -354,15 +353,16 @@ def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, c
     level), looked up as a learned vector; the whole-frame features are those tokens-nb clusters."""
     import faiss
 
-    from vocalprint.student.distill import _token_front_layer, fit_token_books, token_features, token_front
-    from vocalprint.tokens.nb import _features, _tokens_cfg, _View, NBConfig
+    from vocalprint.student.token_front import fit_token_books, token_features, token_front, token_front_layer
+    from vocalprint.config.nb import NBConfig
+    from vocalprint.tokens.nb.views import View as _View, features as _features, tokens_cfg as _tokens_cfg
 
     cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_level": level, "token_center": center})
     x = np.asarray(data["val"][0][:4], np.float32)
     books = fit_token_books(data["x"], cfg)
     assert [(lo, hi, len(c), st) for lo, hi, c, st in books] == [
         (0, N_MELS, 16, True), (0, N_MELS // 2, 8, not level), (N_MELS // 2, N_MELS, 8, not level)]
-    layer = _token_front_layer()(books, 4, seed=0, center=center)
+    layer = token_front_layer()(books, 4, seed=0, center=center)
     out = np.asarray(layer(x))
     assert out.shape == (4, N_FRAMES, 8 + 4 + 4)  # the whole-frame codebook gets twice the dims
     for i, (lo, hi, c, st) in enumerate(books):
@@ -391,13 +391,13 @@ def test_residual_token_stages(data: dict, tmp_path: Path) -> None:
     """``token_stages=2``: stage 2 quantises what stage 1 leaves (its centroids fitted on those
     residuals), so two stages reconstruct the features better than one; the graph's lookup is
     the sum of both stages' vectors, ids as the NumPy reference and the first stage as one stage."""
-    from vocalprint.student.distill import _token_front_layer, fit_token_books, token_features, token_front
+    from vocalprint.student.token_front import fit_token_books, token_features, token_front, token_front_layer
 
     base = {**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 16}
     one = fit_token_books(data["x"], StudentConfig(**base))
     two = fit_token_books(data["x"], StudentConfig(**{**base, "token_stages": 2}))
     x = np.asarray(data["val"][0][:4], np.float32)
-    layer = _token_front_layer()(two, 4, seed=0, center="mean")
+    layer = token_front_layer()(two, 4, seed=0, center="mean")
     out = np.asarray(layer(x))
     assert out.shape == (4, N_FRAMES, 16 * 4)
     for i, ((lo, hi, c1, st), (_, _, c2, _)) in enumerate(zip(one, two)):
@@ -479,7 +479,7 @@ def test_token_student_keys() -> None:
 
 def test_token_image_without_a_whole_frame_codebook(data: dict) -> None:
     """Band groups alone (``token_k_frame=0``) make a [time, group] image of equal-sized vectors."""
-    from vocalprint.student.distill import fit_token_books
+    from vocalprint.student.token_front import fit_token_books
 
     cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 4})
     books = fit_token_books(data["x"], cfg)

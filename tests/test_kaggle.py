@@ -1,9 +1,11 @@
-"""The offline Kaggle kit (vocalprint.tools.kaggle): pins, the generated kernel, its discovery, and an
-end-to-end run of the kernel in a fresh CPython venv that holds only the wheel folder's packages."""
+"""The offline Kaggle kit (vocalprint.tools.kaggle): the package groups and pins, the Kaggle user,
+the species check, the generated kernel, its discovery, and an end-to-end run of the kernel in a
+fresh CPython venv that holds only the wheel folder's packages."""
 from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 import runpy
 import shutil
@@ -16,6 +18,7 @@ import pandas as pd
 import pytest
 
 from vocalprint.tools import kaggle as K
+from vocalprint.tools.kaggle import wheels as W
 
 REPO = Path(__file__).resolve().parents[1]
 # Wheels are ~0.2 GB: kept across test runs (and CI runs on the same machine), keyed by requirement hash.
@@ -23,18 +26,72 @@ WHEEL_CACHE = Path(os.environ.get("VOCALPRINT_WHEEL_CACHE", "~/.cache/vocalprint
 KAGGLE_PY = os.environ.get("KAGGLE_PY", K.KAGGLE_PY)
 
 
-# --------------------------------------------------------------------------- pins
+# --------------------------------------------------------------------------- groups and pins
 
 
-def test_every_pin_is_inference_or_left_out():
+def test_every_pin_is_in_exactly_one_group_of_pyproject():
+    assert K.repo_root() == REPO
     pins = K.read_pins(REPO / "requirements.txt")
-    inference = {K.canonical(n) for n in K.INFERENCE}
-    left = {K.canonical(n) for n in K.LEFT_OUT}
-    assert not inference & left
-    assert set(pins) == inference | left, "classify the new pin in kaggle.INFERENCE or kaggle.LEFT_OUT"
-    reqs = K.inference_requirements(REPO / "requirements.txt")
-    assert [r.split("==")[0] for r in reqs] == list(K.INFERENCE)
+    groups = K.read_groups(REPO / "pyproject.toml")
+    assert set(groups) == {K.BASE, "train", "notebooks", "dev"}
+    assert "vocalprint" not in groups["dev"]  # dev's vocalprint[train,notebooks] is not a package
+    where = K.classify_pins()  # raises on a pin in no group, or in several
+    assert set(where) == set(pins), "put the new pin in pyproject.toml's dependencies or one extra"
+    assert not K.unpinned(), "pin every package of pyproject.toml in requirements.txt"
+    base = K.inference_packages()
+    assert base == groups[K.BASE] and {"numpy", "faiss-cpu", "ai-edge-litert"} <= set(base)
+    assert not {"tensorflow-cpu", "keras", "gensim", "matplotlib", "pytest"} & set(base)
+    reqs = K.inference_requirements()
+    assert [r.split("==")[0] for r in reqs] == base
     assert all(r in pins.values() for r in reqs)  # the very lines of requirements.txt
+    skipped = K.left_out()
+    assert set(skipped) == {"train", "notebooks", "dev"}
+    assert "tensorflow-cpu==" + pins["tensorflow-cpu"].split("==")[1] in skipped["train"]
+    assert sorted(p for v in skipped.values() for p in v) == sorted(set(pins.values()) - set(reqs))
+
+
+def _project(tmp_path: Path, deps: list[str], extras: dict, pins: str) -> tuple[Path, Path]:
+    def arr(xs):
+        return "[" + ", ".join(json.dumps(x) for x in xs) + "]"
+
+    pyproject, req = tmp_path / "pyproject.toml", tmp_path / "requirements.txt"
+    pyproject.write_text('[project]\nname = "vocalprint"\ndependencies = ' + arr(deps) + "\n\n"
+                         "[project.optional-dependencies]\n" + "".join(f"{k} = {arr(v)}\n" for k, v in extras.items()))
+    req.write_text(pins)
+    return pyproject, req
+
+
+def test_pins_are_classified_against_pyproject(tmp_path):
+    pyproject, req = _project(tmp_path, ["NumPy>=1.26", "faiss_cpu ; python_version >= '3.10'"],
+                              {"train": ["gensim[extra]>=4"], "dev": ["vocalprint[train]", "pytest"]},
+                              "numpy==2.4.6\nfaiss-cpu == 1.15.1  # comment\ngensim==4.4.0\npytest==9.0.3\n")
+    assert K.read_groups(pyproject) == {K.BASE: ["numpy", "faiss-cpu"], "train": ["gensim"], "dev": ["pytest"]}
+    assert K.inference_requirements(req, pyproject) == ["numpy==2.4.6", "faiss-cpu==1.15.1"]
+    assert K.left_out(req, pyproject) == {"train": ["gensim==4.4.0"], "dev": ["pytest==9.0.3"]}
+    req.write_text(req.read_text() + "dask==2026.8.0\n")
+    with pytest.raises(K.KaggleError, match="dask is in no group"):
+        K.classify_pins(req, pyproject)
+    pyproject, req = _project(tmp_path, ["numpy"], {"train": ["numpy", "gensim"], "notebooks": ["gensim"]},
+                              "numpy==2.4.6\ngensim==4.4.0\n")
+    with pytest.raises(K.KaggleError, match=r"numpy is in dependencies and train; gensim is in train and notebooks"):
+        K.classify_pins(req, pyproject)
+    pyproject.write_text('[project]\nname = "other"\n')
+    with pytest.raises(K.KaggleError, match="not 'vocalprint'"):
+        K.read_groups(pyproject)
+
+
+def test_repo_root_is_the_nearest_vocalprint_pyproject(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "vocalprint"\n')
+    inner = tmp_path / "vendor" / "x"
+    inner.mkdir(parents=True)
+    (tmp_path / "vendor" / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
+    assert K.repo_root(inner) == tmp_path
+    with pytest.raises(K.KaggleError, match="checkout of vocalprint"):
+        K.repo_root(Path("/"))
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # Python 3.10: no tomllib (and no tomli here)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(K.KaggleError, match="Python 3.11"):
+        K.read_groups(tmp_path / "pyproject.toml")
 
 
 def test_unpinned_or_missing_inference_requirement_is_refused(tmp_path):
@@ -155,6 +212,111 @@ def test_build_refuses_what_is_not_a_bundle(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+# --------------------------------------------------------------------------- the Kaggle user, species
+
+
+@pytest.fixture
+def no_kaggle_user(tmp_path, monkeypatch):
+    """A HOME without ~/.kaggle and no Kaggle variables; returns that HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("KAGGLE_USERNAME", "KAGGLE_CONFIG_DIR", "KAGGLE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def test_kaggle_user_from_option_env_or_kaggle_json(no_kaggle_user, monkeypatch, caplog):
+    home = no_kaggle_user
+    with caplog.at_level(logging.WARNING, logger=K.kit.__name__):
+        assert K.resolve_user(None) == (K.PLACEHOLDER_USER, "placeholder")
+    assert "KAGGLE_USERNAME" in caplog.text and "kaggle.json" in caplog.text and "KAGGLE_USER=" in caplog.text
+    (home / ".kaggle").mkdir()
+    (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "from-json", "key": "x"}))
+    assert K.resolve_user(K.PLACEHOLDER_USER) == ("from-json", str(home / ".kaggle" / "kaggle.json"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "from-env")
+    assert K.resolve_user(None) == ("from-env", "KAGGLE_USERNAME")
+    assert K.resolve_user("given") == ("given", "--user")
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    other = home / "elsewhere"
+    other.mkdir()
+    (other / "kaggle.json").write_text(json.dumps({"username": "from-config-dir"}))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(other))  # where the kaggle CLI looks too
+    assert K.resolve_user("") == ("from-config-dir", str(other / "kaggle.json"))
+    (other / "kaggle.json").write_text("{not json")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=K.kit.__name__):
+        assert K.resolve_user(None)[0] == K.PLACEHOLDER_USER
+    assert "cannot read a user name" in caplog.text
+
+
+def _species_bundle(folder: Path, species: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"stage": "bundle", "complete": True, "files": {},
+                                                      "model": "fake", "species": species}))
+    return folder
+
+
+def _taxonomy(folder: Path, species: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"primary_label": species, "scientific_name": species, "common_name": species,
+                  "class_name": "Aves"}).to_csv(folder / "taxonomy.csv", index=False)
+    return folder / "taxonomy.csv"
+
+
+def test_species_of_a_bundle_are_compared_with_the_taxonomy(tmp_path, caplog):
+    comp = [f"sp{i}" for i in range(10)]
+    tax = _taxonomy(tmp_path / "data", comp)
+    assert K.competition_species(tax) == comp
+    assert K.competition_species(tmp_path / "data") == comp  # a data folder: its submission columns
+    with caplog.at_level(logging.WARNING, logger=K.kit.__name__):
+        same = K.compare_species({"species": comp[::-1]}, comp)
+    assert same == {"bundle": 10, "competition": 10, "missing": [], "extra": []} and not caplog.text
+    with caplog.at_level(logging.WARNING, logger=K.kit.__name__):
+        diff = K.compare_species({"species": comp[3:] + ["new1", "new2"]}, comp, bundle="b", source=str(tax))
+    assert diff["missing"] == ["sp0", "sp1", "sp2"] and diff["extra"] == ["new1", "new2"]
+    assert "3 competition species are missing" in caplog.text and "2 of its species are not" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=K.kit.__name__):
+        K.compare_species({"species": ["x"]}, comp)
+    assert "NONE of the competition's species" in caplog.text
+    with pytest.raises(K.KaggleError, match="primary_label"):
+        (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+        K.competition_species(tmp_path / "bad.csv")
+
+
+def test_build_without_wheels_resolves_user_and_warns_on_species(no_kaggle_user, tmp_path, monkeypatch, caplog):
+    """The whole kit build, with the vocalprint wheel faked (no pip run): user, species, marker."""
+    def fake_wheel(folder, root=None):
+        p = folder / "vocalprint-0.0.0-py3-none-any.whl"
+        p.write_bytes(b"not a wheel")
+        return p
+
+    monkeypatch.setattr(W, "build_vocalprint_wheel", fake_wheel)
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    comp = [f"sp{i}" for i in range(6)]
+    tax = _taxonomy(tmp_path / "data", comp)
+    bundle = _species_bundle(tmp_path / "b" / "fake-linear", comp[:4])
+    with caplog.at_level(logging.WARNING, logger=K.kit.__name__):
+        s = K.build(tmp_path / "kit", bundles=[bundle], wheels=False, taxonomy=tax)
+    assert "2 competition species are missing" in caplog.text
+    assert s["user"] == "someone" and s["user_from"] == "KAGGLE_USERNAME"
+    assert s["species"][str(bundle)] == {"bundle": 4, "competition": 6, "missing": 2, "extra": 0}
+    kit = tmp_path / "kit"
+    assert json.loads((kit / K.KERNEL / "kernel-metadata.json").read_text())["dataset_sources"] == [
+        f"someone/{K.WHEELS}", f"someone/{K.MODELS}"]
+    marker = json.loads((kit / K.WHEELS / K.WHEELS_MARKER).read_text())
+    assert marker["dependencies"] is False and marker["requirements"] == []
+    assert set(marker["left_out"]) == {"train", "notebooks", "dev"}
+    assert json.loads((kit / K.MODELS / K.MODELS_INDEX).read_text())["order"] == ["fake-linear"]
+    assert (kit / K.KERNEL / K.KERNEL_PY).read_text() == K.kernel_script()
+    with pytest.raises(K.KaggleError, match="from --user"):
+        K.build(tmp_path / "kit2", bundles=[bundle], wheels=False, user="Not_Valid")
+    assert K.main(["build", "--out", str(tmp_path / "kit3"), "--bundle", str(bundle), "--no-wheels",
+                   "--user", K.PLACEHOLDER_USER]) == 0  # what `make kaggle` passes by default
+    assert json.loads((tmp_path / "kit3" / "build.json").read_text())["user"] == "someone"
+
+
 # --------------------------------------------------------------------------- end to end
 
 
@@ -212,7 +374,7 @@ def test_offline_kernel_matches_dev_submit(trained, demo_dir, tmp_path, monkeypa
     # a rebuild in place with the same pins reuses the previous build's wheels (no download) and
     # swaps the new folder in; --no-wheels ships the vocalprint wheel alone
     with monkeypatch.context() as m:
-        m.setattr(K, "download_deps", lambda *a, **k: pytest.fail("downloaded the same wheels again"))
+        m.setattr(W, "download_deps", lambda *a, **k: pytest.fail("downloaded the same wheels again"))
         again = K.build(kit, bundles=[bundle], py=KAGGLE_PY)
         assert again["requirements_key"] == summary["requirements_key"]
         assert sorted(again["wheels"]) == sorted(summary["wheels"])

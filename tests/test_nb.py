@@ -12,8 +12,8 @@ import pytest
 from vocalprint.core import artifacts as A
 from vocalprint import config as C
 from vocalprint.core import metrics
-from vocalprint.tokens import nb
-from vocalprint.tokens.nb import NBConfig
+from vocalprint.config.nb import NBConfig
+from vocalprint.tokens.nb import predictor as nb_predictor, stage as nb_stage, table as nb_table, views as nb_views
 
 SMALL_NB = NBConfig(k=64, n_mixes=200, sample_frames=30_000, mix_batch=100)
 
@@ -29,8 +29,8 @@ def built(demo_dir, small_cfg, tmp_path_factory):
     root = tmp_path_factory.mktemp("nb_artifacts")
     ds = dataset.load(demo_dir)
     cfg = _cfg(small_cfg)
-    folder = nb.run(cfg, ds, root)
-    return root, ds, cfg, folder, nb.load_predictor(folder, cfg, list(ds.species))
+    folder = nb_stage.run(cfg, ds, root)
+    return root, ds, cfg, folder, nb_predictor.load_predictor(folder, cfg, list(ds.species))
 
 
 def test_nb_table_favours_the_species_a_token_is_seen_with():
@@ -38,14 +38,14 @@ def test_nb_table_favours_the_species_a_token_is_seen_with():
     pos, tot = np.zeros((k, s)), np.zeros(k)
     rng = np.random.default_rng(0)
     for _ in range(20):  # background frames: tokens 0..5, no species
-        nb.add_counts(pos, tot, rng.integers(0, 6, 200), np.zeros((200, s)))
+        nb_table.add_counts(pos, tot, rng.integers(0, 6, 200), np.zeros((200, s)))
     tok = np.array([6] * 30 + [0, 1, 2] * 10)  # token 6 only on species 1's active frames
     y = np.zeros((len(tok), s))
     y[:30, 1] = 1
-    nb.add_counts(pos, tot, tok, y)
-    nb.add_counts(pos, tot, np.array([7] * 10), np.eye(s)[[2] * 10])  # token 7: species 2
-    nb.add_counts(pos, tot, np.array([5] * 10), np.eye(s)[[0] * 10])  # token 5 (common): species 0
-    t = nb.nb_table(pos, tot, alpha=1.0)
+    nb_table.add_counts(pos, tot, tok, y)
+    nb_table.add_counts(pos, tot, np.array([7] * 10), np.eye(s)[[2] * 10])  # token 7: species 2
+    nb_table.add_counts(pos, tot, np.array([5] * 10), np.eye(s)[[0] * 10])  # token 5 (common): species 0
+    t = nb_table.nb_table(pos, tot, alpha=1.0)
     assert t.shape == (k, s) and np.isfinite(t).all()
     assert t[6].argmax() == 1 and t[6, 1] > max(t[6, 0], t[6, 2]) + 3  # (rare tokens lean positive
     assert t[7].argmax() == 2 and t[7, 2] > max(t[7, 0], t[7, 1]) + 3  # for every species: smoothing)
@@ -54,7 +54,7 @@ def test_nb_table_favours_the_species_a_token_is_seen_with():
 
 
 def test_clip_targets_only_on_active_frames():
-    y = nb.clip_targets(np.array([0, 1, 1, 0], bool), np.array([0.0, 1.0, 0.5]))
+    y = nb_table.clip_targets(np.array([0, 1, 1, 0], bool), np.array([0.0, 1.0, 0.5]))
     np.testing.assert_array_equal(y, [[0, 0, 0], [0, 1, 0.5], [0, 1, 0.5], [0, 0, 0]])
 
 
@@ -63,45 +63,45 @@ def test_window_scores_top_k_and_smoothing():
     fs[[2, 5, 7], 0] = [3.0, 6.0, 9.0]  # window 0: frames 0..9
     fs[15, 1] = 4.0  # window 1: frames 10..19
     b = np.array([[0, 10], [10, 20], [20, 20]])
-    w = nb.window_scores(fs, b, top_k=2, width=1)
+    w = nb_table.window_scores(fs, b, top_k=2, width=1)
     np.testing.assert_allclose(w, [[7.5, 0.0], [0.0, 2.0], [0.0, 0.0]])  # empty window -> 0
-    w1 = nb.window_scores(fs, b, top_k=1, width=1)
+    w1 = nb_table.window_scores(fs, b, top_k=1, width=1)
     np.testing.assert_allclose(w1[:, 0], [9.0, 0.0, 0.0])
-    s = nb.smooth(fs, 3)
+    s = nb_table.smooth(fs, 3)
     np.testing.assert_allclose(s[6, 0], (6 + 0 + 9) / 3)
     np.testing.assert_allclose(s[0, 0], 0.0) and np.testing.assert_allclose(s[19, 1], 0.0)
     np.testing.assert_allclose(s[14:17, 1], [4 / 3] * 3)
     np.testing.assert_allclose(s.sum(0)[1], 4.0)  # interior spike spreads, mass kept
-    ws = nb.window_scores(fs, b, top_k=3, width=3)
+    ws = nb_table.window_scores(fs, b, top_k=3, width=3)
     np.testing.assert_allclose(ws[1, 1], 4 / 3)
     # short window: top_k larger than the window uses all its frames
-    np.testing.assert_allclose(nb.window_scores(fs, np.array([[5, 6]]), top_k=8, width=1)[0, 0], 6.0)
+    np.testing.assert_allclose(nb_table.window_scores(fs, np.array([[5, 6]]), top_k=8, width=1)[0, 0], 6.0)
 
 
 def test_front_ends_match_the_pipeline_mel(small_cfg):
     from vocalprint.audio.mel import logmel
 
     x = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1
-    fe = nb.front_ends(x, sr=32000, cfg=small_cfg.mel)
+    fe = nb_views.front_ends(x, sr=32000, cfg=small_cfg.mel)
     np.testing.assert_allclose(fe["logmel"], logmel(x, sr=32000, cfg=small_cfg.mel), atol=1e-3)
     pc = logmel(x, sr=32000, cfg=dataclasses.replace(small_cfg.mel, frontend="pcen"))
     np.testing.assert_allclose(fe["pcen"], pc, rtol=1e-4, atol=1e-5)
-    assert nb.front_ends(x[:100], sr=32000, cfg=small_cfg.mel)["logmel"].shape[1] == small_cfg.mel.n_mels
+    assert nb_views.front_ends(x[:100], sr=32000, cfg=small_cfg.mel)["logmel"].shape[1] == small_cfg.mel.n_mels
 
 
 def test_views_and_key(small_cfg):
-    vs = nb.views(NBConfig(views=("logmel", "pcen1", "subbands"), k=1024), 128)
+    vs = nb_views.views(NBConfig(views=("logmel", "pcen1", "subbands"), k=1024), 128)
     assert [v.name for v in vs] == ["logmel", "pcen1", "subbands0", "subbands1", "subbands2", "subbands3"]
     assert vs[1].seed == 1 and vs[2].k == 256 and (vs[2].lo, vs[2].hi) == (0, 32) and vs[2].weight == 0.5
-    with pytest.raises(C.ConfigError, match="unknown view"):
-        nb.views(NBConfig(views=("mfcc",)), 128)
+    with pytest.raises(C.ConfigError, match="nb.views: .mfcc. is not allowed"):
+        nb_views.views(NBConfig(views=("mfcc",)), 128)
 
     class DS:
         def fingerprint(self):
             return "abc"
 
-    assert nb.key(_cfg(small_cfg), DS()) != nb.key(_cfg(small_cfg, top_k=4), DS())
-    assert nb.key(_cfg(small_cfg), DS()) == nb.key(C.override(_cfg(small_cfg), "run.n_jobs", 7), DS())
+    assert nb_stage.key(_cfg(small_cfg), DS()) != nb_stage.key(_cfg(small_cfg, top_k=4), DS())
+    assert nb_stage.key(_cfg(small_cfg), DS()) == nb_stage.key(C.override(_cfg(small_cfg), "run.n_jobs", 7), DS())
 
 
 def test_run_is_cached(built, monkeypatch):
@@ -113,10 +113,11 @@ def test_run_is_cached(built, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("nb stage recomputed although cached")
 
-    for mod, name in ((nb, "_file_frames"), (nb, "front_ends"), (mix, "mix_windows"), (tokens, "fit_codebook")):
+    for mod, name in ((nb_stage, "file_frames"), (nb_stage, "front_ends"), (mix, "mix_windows"),
+                      (tokens, "fit_codebook")):
         monkeypatch.setattr(mod, name, boom)
     before = {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")}
-    assert nb.run(cfg, ds, root) == folder
+    assert nb_stage.run(cfg, ds, root) == folder
     assert {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")} == before
     m = A.manifest(folder)
     assert {"codebook_logmel.npy", "table_pcen.npy", "calib.json"} <= set(m["files"])
@@ -159,7 +160,7 @@ def test_predictor_on_demo(built, demo_dir):
 def test_load_predictor_refuses_other_species(built):
     _, ds, cfg, folder, _ = built
     with pytest.raises(A.ArtifactError, match="other species"):
-        nb.load_predictor(folder, cfg, list(ds.species)[::-1])
+        nb_predictor.load_predictor(folder, cfg, list(ds.species)[::-1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,19 +170,19 @@ def test_load_predictor_refuses_other_species(built):
 def test_taught_targets_blend_only_species_the_teacher_knows():
     y = np.array([[1, 0, 1], [0, 0, 1]], np.float32)
     p = np.array([0.2, 0.8, np.nan], np.float32)  # the teacher does not know species 2
-    out = nb.taught_targets(y, p, weight=0.25)
+    out = nb_table.taught_targets(y, p, weight=0.25)
     np.testing.assert_allclose(out[:, 0], [0.75 + 0.05, 0.05])
     np.testing.assert_allclose(out[:, 1], [0.2, 0.2])
     np.testing.assert_array_equal(out[:, 2], y[:, 2])
-    np.testing.assert_array_equal(nb.taught_targets(y, p, weight=0.0), y)
+    np.testing.assert_array_equal(nb_table.taught_targets(y, p, weight=0.0), y)
     with pytest.raises(ValueError, match="do not match"):
-        nb.taught_targets(y, p[:2], weight=0.5)
-    np.testing.assert_allclose(nb.teacher_probs(np.array([0.0, np.nan, 100.0])), [0.5, np.nan, 1.0])
+        nb_table.taught_targets(y, p[:2], weight=0.5)
+    np.testing.assert_allclose(nb_table.teacher_probs(np.array([0.0, np.nan, 100.0])), [0.5, np.nan, 1.0])
 
 
 def test_teacher_weight_must_be_a_fraction(small_cfg):
     with pytest.raises(C.ConfigError, match="teacher_weight"):
-        nb.uses_teacher(_cfg(small_cfg, teacher_weight=1.5))
+        nb_stage.uses_teacher(_cfg(small_cfg, teacher_weight=1.5))
 
 
 @pytest.mark.slow
@@ -201,7 +202,7 @@ def test_soft_target_training_with_standin_teacher(built, standin_teacher, monke
     m = A.manifest(folder)
     assert folder != plain_dir and m["teacher"]["n_matched"] == len(ds.species)
     assert m["teacher"]["n_soundscapes_counted"] == len(ds.train_soundscapes) > 0
-    taught = nb.load_predictor(folder, cfg, list(ds.species))
+    taught = nb_predictor.load_predictor(folder, cfg, list(ds.species))
     a = ds.species.index("synbird01")
 
     def margin(pred):  # mean probability of the heard species minus the others', on background audio

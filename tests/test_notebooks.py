@@ -11,9 +11,12 @@ import pytest
 
 from conftest import REPO, run_env
 from vocalprint.tools import notebooks as N
+from vocalprint.tools import report
 
 BOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
-SMALL_CLI = ("--set", "tokens.k=64", "--set", "w2v.epochs=2", "--set", "run.progress=false")
+SMALL_CLI = ("--set", "tokens.k=64", "--set", "w2v.epochs=2", "--set", "run.progress=false",
+             "--set", "nb.k=64", "--set", "nb.n_mixes=100", "--set", "nb.sample_frames=30000")
+MODELS = ("tokens-nb", "melstats-linear")  # the Makefile's default model and a fast second one
 
 
 def test_both_notebooks_exist():
@@ -79,7 +82,7 @@ def _cli(*args):
 def test_notebooks_run_on_demo_artifacts(demo_dir, tmp_path):
     """Evaluate two models on the demo data through the CLI, then execute both notebooks."""
     art, sub = tmp_path / "art", tmp_path / "sub" / "submission.csv"
-    for model in ("stsg-linear", "melstats-linear"):
+    for model in MODELS:
         common = ("--data", str(demo_dir), "--model", model, "--artifacts", str(art), "--out", str(sub))
         _cli("submit", *common, *SMALL_CLI)
         _cli("evaluate", *common)
@@ -95,6 +98,17 @@ def test_notebooks_run_on_demo_artifacts(demo_dir, tmp_path):
         images = [o for o in outs if "image/png" in o.get("data", {})]
         assert len(images) >= 3, book.name
         assert len(list((out / book.stem).glob("fig*.png"))) == len(images)
-    text = "".join(o.get("text", "") for c in nbformat.read(out / BOOKS[0].name, as_version=4).cells
-                   for o in c.get("outputs", []))
-    assert "melstats-linear" in text and "stsg-linear" in text
+    nb = nbformat.read(out / BOOKS[0].name, as_version=4)
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                   for c in nb.cells for o in c.get("outputs", []))
+    assert all(m in text for m in MODELS)
+    tables = {c.source.split(" = ")[0]: o["data"]["text/plain"] for c in nb.cells if c.cell_type == "code"
+              and c.source.startswith(("paired = ", "taxa = ")) for o in c.outputs if o.output_type == "execute_result"}
+    # the paired bootstrap: every model with its difference to the best and that difference's interval
+    assert all(k in tables["paired"] for k in ("diff_vs_best", "ci_lo", "ci_hi", "verdict", "best", *MODELS))
+    # per taxon: a column per class_name of the demo taxonomy with a scored species, then the overall macro AUC
+    truth, classes = report.read_truth(demo_dir), report.read_classes(demo_dir)
+    want = sorted({classes[sp] for sp in truth.columns[1:] if (truth[sp] > 0).any()})
+    assert len(want) >= 2 and all(k in tables["taxa"] for k in (*want, "macro_auc", *MODELS))
+    assert tables["taxa"].splitlines()[0].split() == [*want, "macro_auc"]
+    assert "scored species per taxon: {" in text

@@ -13,7 +13,7 @@ from conftest import REPO, run_env
 from vocalprint.core import artifacts as A
 from vocalprint import config as C
 from vocalprint.audio import mel
-from vocalprint import pipeline
+from vocalprint import models
 from vocalprint.serving import submit
 from vocalprint.serving.submission import validate
 
@@ -38,7 +38,7 @@ def test_rerun_does_no_work_and_changed_k_rebuilds_only_downstream(trained, smal
     monkeypatch.setattr(mel, "file_mel", _no_mel)
     cfg = C.override(small_cfg, "run.n_jobs", 1)
     before = {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")}
-    pipeline.predictor(cfg, ds, root, "stsg-linear")
+    models.predictor(cfg, ds, root, "stsg-linear")
     assert {p: p.stat().st_mtime_ns for p in root.rglob("manifest.json")} == before
     stages = ("mels", "tokens", "w2v", "features", "train")
 
@@ -47,7 +47,7 @@ def test_rerun_does_no_work_and_changed_k_rebuilds_only_downstream(trained, smal
 
     had = complete()
     cfg32 = C.override(cfg, "tokens.k", 32)
-    pipeline.predictor(cfg32, ds, root, "stsg-linear")  # mels reused (file_mel would raise)
+    models.predictor(cfg32, ds, root, "stsg-linear")  # mels reused (file_mel would raise)
     new = {s: complete()[s] - had[s] for s in stages}
     assert not new["mels"]
     assert all(len(new[s]) == 1 for s in stages[1:]), new

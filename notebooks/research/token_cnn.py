@@ -22,7 +22,7 @@ def main() -> None:
     from _student import dev_setup
 
     from vocalprint.core import artifacts as A
-    from vocalprint.student import distill as D
+    from vocalprint.student.train import predict_keras, train_student
     from vocalprint import pipeline
     from vocalprint.student import stage as student
     from vocalprint.audio.decode import load_audio, n_windows, row_ids
@@ -63,11 +63,11 @@ def main() -> None:
         test.append((p.stem, n, wins, idx))
     print("| input | dev AUC |\n|---|---|")
     for name, f in (("log-Mel frames", lambda w: w), (f"K = {a.k} whole-frame token vectors", tokens)):
-        model, _ = D.train_student(f(X), teacher_emb=E, teacher_logits=T, labels=Y, meta=None,
-                                   cfg=cfg.distill, progress=False)
+        model, _ = train_student(f(X), teacher_emb=E, teacher_logits=T, labels=Y, meta=None,
+                                 cfg=cfg.distill, progress=False)
         rows = []
         for stem, n, wins, idx in test:
-            lg = D.predict_keras(model, f(wins))["logits"][idx].max(axis=1)
+            lg = predict_keras(model, f(wins))["logits"][idx].max(axis=1)
             p = 1 / (1 + np.exp(-lg))
             rows += [[r, *p[i]] for i, r in enumerate(row_ids(stem, n, window_s=cfg.audio.window_s))]
         auc = macro_auc(solution, pd.DataFrame(rows, columns=["row_id", *species]))[0]

@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 def main() -> None:
     from vocalprint import config as C
-    from vocalprint import pipeline
+    from vocalprint import models
     from vocalprint.audio.decode import load_audio
     from vocalprint.data.dataset import load
 
@@ -41,7 +41,7 @@ def main() -> None:
         runs.append((a.teacher, a.teacher, []))
     out = {}
     for name, model, sets in runs:
-        pred = pipeline.predictor(C.load(None, sets), ds, Path(a.artifacts), model)
+        pred = models.predictor(C.load(None, sets), ds, Path(a.artifacts), model)
         pred.predict(audio[0], 12, {})
         best = float("inf")
         for _ in range(2):

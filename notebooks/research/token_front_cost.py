@@ -27,18 +27,22 @@ VARIANTS = {
 
 
 def main() -> None:
-    from vocalprint.student import distill as D
+    from vocalprint.config.student import StudentConfig
+    from vocalprint.student.export import export_tflite, int8_quant
+    from vocalprint.student.net import build_student
+    from vocalprint.student.runtime import StudentRunner
+    from vocalprint.student.token_front import fit_token_books
 
     x = (np.random.default_rng(0).normal(size=(64, 312, 128)) * 10 - 50).astype(np.float32)
     print("| variant | s per 25 windows |\n|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, kw) in enumerate(VARIANTS.items()):
-            cfg = D.StudentConfig(**{"front": "tokens", "token_sample": 5000, **kw})
-            books = D.fit_token_books(x, cfg) if cfg.front == "tokens" else None
-            m = D.build_student(n_frames=312, n_mels=128, n_classes=29, teacher_emb_dim=1024, n_meta=0,
-                                cfg=cfg, codebooks=books)
-            r = D.StudentRunner(D.export_tflite(m, Path(tmp) / f"v{i}.tflite", quant=D.int8_quant(cfg),
-                                                representative=x[:16]))
+            cfg = StudentConfig(**{"front": "tokens", "token_sample": 5000, **kw})
+            books = fit_token_books(x, cfg) if cfg.front == "tokens" else None
+            m = build_student(n_frames=312, n_mels=128, n_classes=29, teacher_emb_dim=1024, n_meta=0,
+                              cfg=cfg, codebooks=books)
+            r = StudentRunner(export_tflite(m, Path(tmp) / f"v{i}.tflite", quant=int8_quant(cfg),
+                                            representative=x[:16]))
             w = x[:25]
             r.predict(w)
             t = time.perf_counter()

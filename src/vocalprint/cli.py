@@ -14,12 +14,14 @@ from vocalprint import config as C
 
 log = logging.getLogger("vocalprint")
 STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "teacher", "distill", "submit", "evaluate",
-          "bench", "export", "select")
+          "bench", "export", "select", "models", "config")
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vocalprint", description=__doc__)
-    ap.add_argument("stage", choices=STAGES)
+    ap.add_argument("stage", choices=STAGES, help="a stage; `models` lists the models; `config show` prints "
+                    "the resolved configuration")
+    ap.add_argument("what", nargs="?", choices=("show",), help="config: what to do (show)")
     ap.add_argument("--data", help="dataset root (default $DATA_DIR, Kaggle input, or data/demo)")
     ap.add_argument("--model", default=None, help="model name (default submit.model)")
     ap.add_argument("--config", help="YAML file with config sections")
@@ -57,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     from vocalprint.data import dataset
 
+    if args.stage == "models":
+        from vocalprint.models import help_table
+
+        print(help_table())
+        return 0
     if args.stage == "demo-data":
         from vocalprint.data.demo import make_demo
 
@@ -68,6 +75,15 @@ def _run(args) -> int:
     if args.model:
         cfg = C.override(cfg, "submit.model", args.model)
     model = cfg.submit.model
+    from vocalprint import models
+
+    for m in (model, *cfg.submit.fallback, *cfg.submit.members):  # every model name, before any work
+        models.get(m)
+    if args.stage == "config":
+        import yaml
+
+        print(yaml.safe_dump(C.to_dict(models.get(model).configure(cfg)), sort_keys=False), end="")
+        return 0
     root = Path(args.artifacts)
     data_root = dataset.find_root(args.data)
     if args.stage == "evaluate":
@@ -85,7 +101,7 @@ def _run(args) -> int:
 
 
 def _stage(args, cfg, ds, root: Path, model: str) -> int:
-    from vocalprint import pipeline
+    from vocalprint import models, pipeline
 
     log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
              ds.root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
@@ -98,22 +114,22 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     elif args.stage == "features":
         pipeline.features_(cfg, ds, root)
     elif args.stage == "train":
-        pipeline.train_(cfg, ds, root, model)
+        models.train(cfg, ds, root, model)
     elif args.stage == "teacher":
         pipeline.teacher_features(cfg, ds, root)
     elif args.stage == "distill":
-        pipeline.distill(cfg, ds, root)
+        pipeline.distill(models.get(model).configure(cfg), ds, root)
     elif args.stage == "export":
         from vocalprint.serving.bundle import save_bundle
 
         out = Path(args.out or f"{root}/bundles/{model}")
-        save_bundle(pipeline.predictor(cfg, ds, root, model), out, info={"data": str(ds.root)})
+        save_bundle(models.predictor(cfg, ds, root, model), out, info={"data": str(ds.root)})
         log.info("export: %s written to %s", model, out)
     elif args.stage == "bench":
         from vocalprint.tools import bench
 
-        names = args.models.split(",") if args.models else list(pipeline.BENCH_DEFAULT)
-        bench.run(cfg, ds, [pipeline.predictor(cfg, ds, root, m) for m in names], root)
+        names = args.models.split(",") if args.models else list(models.BENCH_DEFAULT)
+        bench.run(cfg, ds, [models.predictor(cfg, ds, root, m) for m in names], root)
     elif args.stage == "submit":
         from vocalprint.serving import submit
 
@@ -121,17 +137,29 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
             from vocalprint.serving.bundle import load_bundle
 
             preds = [load_bundle(Path(b)) for b in args.bundle.split(",")]
+            for b, p in zip(args.bundle.split(","), preds):
+                _warn_species(b, list(p.species), list(ds.species))
             for p in preds:  # the bundle's model config, this run's budget and worker settings
                 p.cfg = dataclasses.replace(p.cfg, submit=cfg.submit, run=cfg.run)
             cfg = preds[0].cfg
         else:
             chain = [model, *[m for m in cfg.submit.fallback if m != model]]
-            preds = [pipeline.predictor(cfg, ds, root, m) for m in chain]
+            preds = [models.predictor(cfg, ds, root, m) for m in chain]
         out = Path(args.out or "submission/submission.csv")
         rep = submit.run(cfg, ds, preds, out, cores=args.cores, hard_deadline=True)
         print(json.dumps({k: rep[k] for k in ("model", "rows", "predicted_files", "elapsed_s",
                                               "audio_minutes", "projection_700_min")}, indent=1))
     return 0
+
+
+def _warn_species(bundle: str, have: list[str], want: list[str]) -> None:
+    """A bundle trained on another competition's species still writes a complete submission (the
+    missing species get the prior), but the user must hear about it."""
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing or extra:
+        log.warning("bundle %s was trained on other species than this competition's taxonomy: %d of %d "
+                    "species missing (scored by the prior: %s%s), %d extra (dropped)", bundle, len(missing),
+                    len(want), ", ".join(missing[:5]), " ..." if len(missing) > 5 else "", len(extra))
 
 
 def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
@@ -152,15 +180,24 @@ def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
         log.warning("evaluate: %s was written by model %s, not %s; naming the result after %s",
                     sub, t["model"], model, t["model"])
         model = t["model"]
+    from vocalprint.core.metrics import group_auc
+
+    tax = data_root / "taxonomy.csv"
+    classes = {}
+    if tax.is_file():
+        tx = pd.read_csv(tax)
+        if "class_name" in tx.columns:
+            classes = dict(zip(tx["primary_label"].astype(str), tx["class_name"].astype(str)))
     res = {"model": model, "data": str(data_root), "macro_auc": auc, "n_species_scored": len(per),
-           "per_species": per, "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
+           "per_class": group_auc(per, classes), "per_species": per, "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
            "projection_700_min": t.get("projection_700_min")}
     write_json(root / "metrics" / f"{model}.json", res)
     import shutil
 
     with atomic_path(root / "metrics" / f"{model}.csv") as tmp:  # per-window scores for the notebooks
         shutil.copyfile(sub, tmp)
-    print(f"{model}: macro ROC-AUC {auc:.4f} over {len(per)} species ({data_root})")
+    by_class = ", ".join(f"{k} {v:.4f}" for k, v in res["per_class"].items())
+    print(f"{model}: macro ROC-AUC {auc:.4f} over {len(per)} species ({data_root})" + (f"; {by_class}" if by_class else ""))
     return 0
 
 

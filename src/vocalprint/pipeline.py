@@ -1,32 +1,22 @@
-"""Stage wiring: each function runs its upstream stages (cached) and returns its artifact folder."""
+"""Stage wiring: each function runs its upstream stages (cached) and returns its artifact folder.
+
+The per-family ``train_*`` and ``*_predictor`` functions are what the model registry
+(:mod:`vocalprint.models`) dispatches to; they receive a config already set up for the model
+(``ModelSpec.configure``).
+"""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
-from vocalprint.tokens import features
 from vocalprint.audio import mel
+from vocalprint.config import Config
+from vocalprint.data.dataset import Dataset
 from vocalprint.teacher import stage as teach
 from vocalprint.tokens import codebook as tokens
-from vocalprint.tokens import train
-from vocalprint.tokens import w2v
-from vocalprint.config import Config, ConfigError
-from vocalprint.data.dataset import Dataset
+from vocalprint.tokens import features, train, w2v
 
 log = logging.getLogger(__name__)
-
-HEAD_MODELS = ("stsg-linear", "stsg-lgbm", "melstats-linear", "melstats-lgbm")
-TEACHER_MODELS = ("birdnet-zeroshot", "birdnet-probe", "perch-zeroshot", "perch-probe")
-STUDENT_MODELS = ("student", "student-fp32", "tokens-cnn")
-MODELS = HEAD_MODELS + ("tokens-nb", "loudness") + TEACHER_MODELS + STUDENT_MODELS + ("ensemble",)
-BENCH_DEFAULT = ("loudness", "stsg-linear", "melstats-linear", "tokens-nb", "tokens-cnn", "birdnet-zeroshot", "birdnet-probe",
-                 "student")
-
-
-def check_model(model: str) -> None:
-    if model not in MODELS:
-        raise ConfigError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
 
 
 def mels(cfg: Config, ds: Dataset, root: Path) -> Path:
@@ -48,10 +38,6 @@ def features_(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path, P
     return m, t, w, features.run(cfg, ds, m, t, w, root)
 
 
-def _teacher_cfg(cfg: Config, model: str) -> Config:
-    return replace(cfg, teacher=replace(cfg.teacher, model=model.split("-")[0]))
-
-
 def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path]:
     """(mels, teacher cache, teacher features of the training windows)."""
     m, _, _, f = features_(cfg, ds, root)
@@ -59,33 +45,9 @@ def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, 
     return m, cache, teach.features(cfg, cache, f, root)
 
 
-def _student_cfg(cfg: Config, model: str) -> Config:
-    """``tokens-cnn`` is the student with the token front (``distill.front="tokens"``)."""
-    return replace(cfg, distill=replace(cfg.distill, front="tokens")) if model == "tokens-cnn" else cfg
-
-
-def train_(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
-    """Train what ``model`` needs; returns its last stage folder."""
-    check_model(model)
-    if model == "ensemble":
-        return [train_(cfg, ds, root, m) for m in cfg.submit.members][-1]
-    if model in TEACHER_MODELS:
-        cfg = _teacher_cfg(cfg, model)
-        _, _, tf = teacher_features(cfg, ds, root)
-        return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
-    if model in STUDENT_MODELS:
-        return distill(_student_cfg(cfg, model), ds, root)[-1]
-    if model == "tokens-nb":
-        return tokens_nb(cfg, ds, root)
-    if model == "loudness":  # nothing to train
-        return root
-    *_, f = features_(cfg, ds, root)
-    return train.run(cfg, f, model, root)
-
-
 def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
     """The ``tokens-nb`` tables, after the teacher cache when the tables are teacher-taught."""
-    from vocalprint.tokens import nb
+    from vocalprint.tokens.nb import stage as nb
 
     return nb.run(cfg, ds, root, teach.run(cfg, ds, root) if nb.uses_teacher(cfg) else None)
 
@@ -98,47 +60,61 @@ def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
     return student.run_all(cfg, ds, m, cache, tf, root)
 
 
-def predictor(cfg: Config, ds: Dataset, root: Path, model: str):
-    """A ready predictor for ``model``, training whatever it needs that is not cached."""
-    from vocalprint.core import artifacts as A
-    from vocalprint.tokens.heads import prior
-    from vocalprint.student.predictor import StudentPredictor
-    from vocalprint.teacher.predictor import TeacherPredictor
-    from vocalprint.tokens.predictor import load_head_predictor
+# ------------------------------------------------------------------ per family, for the registry
 
-    check_model(model)
-    if model == "ensemble":
-        from vocalprint.serving.ensemble import EnsemblePredictor
+def train_tokens(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
+    """``loudness`` (nothing to train: the artifacts root), ``tokens-nb``, or a window head."""
+    if model == "loudness":
+        return root
+    if model == "tokens-nb":
+        return tokens_nb(cfg, ds, root)
+    *_, f = features_(cfg, ds, root)
+    return train.run(cfg, f, model, root)
 
-        if "ensemble" in cfg.submit.members:
-            raise ConfigError("an ensemble cannot contain itself")
-        return EnsemblePredictor([predictor(cfg, ds, root, m) for m in cfg.submit.members],
-                                 weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine)
-    if model in TEACHER_MODELS:
-        tcfg = _teacher_cfg(cfg, model)
-        tr = train_(tcfg, ds, root, model)
-        mdir = teach.prepare(tcfg, root)
-        pred = TeacherPredictor(name=model, cfg=tcfg, species=list(ds.species), kind=model.split("-")[1],
-                                model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
-                                columns=teach.species_columns(mdir, ds, tcfg),
-                                head=A.load_joblib(tr / "head.joblib"))
-    elif model == "loudness":
+
+def tokens_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
+    if model == "loudness":
         from vocalprint.tokens.predictor import LoudnessPredictor
 
-        pred = LoudnessPredictor(cfg=cfg, species=list(ds.species))
-    elif model == "tokens-nb":
-        from vocalprint.tokens import nb
+        return LoudnessPredictor(cfg=cfg, species=list(ds.species))
+    if model == "tokens-nb":
+        from vocalprint.tokens.nb.predictor import load_predictor
 
-        pred = nb.load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
-    elif model in STUDENT_MODELS:
-        cfg = _student_cfg(cfg, model)
-        sdirs = distill(cfg, ds, root)
-        f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"
-        pred = StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdirs[0])["species"],
-                                model_paths=[A.verified(d / f) for d in sdirs])
-    else:
-        _, t, w, f = features_(cfg, ds, root)
-        tr = train.run(cfg, f, model, root)
-        pred = load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
-    pred.prior = prior(ds.label_matrix())
-    return pred
+        return load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
+    from vocalprint.tokens.predictor import load_head_predictor
+
+    _, t, w, f = features_(cfg, ds, root)
+    tr = train.run(cfg, f, model, root)
+    return load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
+
+
+def train_teacher(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
+    """The teacher's cache and the probe on its embedding (zero-shot models use the probe for the
+    species the teacher cannot name)."""
+    _, _, tf = teacher_features(cfg, ds, root)
+    return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
+
+
+def teacher_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
+    from vocalprint.core import artifacts as A
+    from vocalprint.teacher.predictor import TeacherPredictor
+
+    tr = train_teacher(cfg, ds, root, model)
+    mdir = teach.prepare(cfg, root)
+    return TeacherPredictor(name=model, cfg=cfg, species=list(ds.species), kind=model.split("-")[1],
+                            model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
+                            columns=teach.species_columns(mdir, ds, cfg), head=A.load_joblib(tr / "head.joblib"))
+
+
+def train_student(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
+    return distill(cfg, ds, root)[-1]
+
+
+def student_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
+    from vocalprint.core import artifacts as A
+    from vocalprint.student.predictor import StudentPredictor
+
+    sdirs = distill(cfg, ds, root)
+    f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"
+    return StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdirs[0])["species"],
+                            model_paths=[A.verified(d / f) for d in sdirs])

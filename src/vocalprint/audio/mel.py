@@ -16,10 +16,15 @@ from vocalprint.core.parallel import map_files
 log = logging.getLogger(__name__)
 
 
-def _mel_basis(sr: int, cfg: MelConfig) -> np.ndarray:
-    import librosa
+def mel_basis(sr: int, cfg: MelConfig) -> np.ndarray:
+    """The Mel filterbank [n_mels, 1 + n_fft // 2] of ``cfg`` at ``sr``, cached (shared: do not
+    modify it)."""
+    key = (sr, cfg)
+    if key not in _BASIS:
+        import librosa
 
-    return librosa.filters.mel(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+        _BASIS[key] = librosa.filters.mel(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+    return _BASIS[key]
 
 
 _BASIS: dict = {}
@@ -33,13 +38,10 @@ def logmel(x: np.ndarray, *, sr: int, cfg: MelConfig) -> np.ndarray:
     """
     import librosa
 
-    key = (sr, cfg)
-    if key not in _BASIS:
-        _BASIS[key] = _mel_basis(sr, cfg)
     if x.size < cfg.n_fft // 2 + 1:
         x = np.pad(x, (0, cfg.n_fft // 2 + 1 - x.size))
     spec = np.abs(librosa.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop, center=True)) ** 2
-    s = _BASIS[key] @ spec
+    s = mel_basis(sr, cfg) @ spec
     if cfg.frontend == "pcen":
         out = librosa.pcen(s * (2**31), sr=sr, hop_length=cfg.hop)
     elif cfg.frontend == "logmel":

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ConfigError, check_choice
+
+VIEW_NAMES = ("logmel", "pcen", "pcen1", "subbands")
+
 
 @dataclass(frozen=True)
 class NBConfig:
@@ -27,3 +31,11 @@ class NBConfig:
     # target is (1 - w) * its carried label + w * the teacher's probability for its 5-s window, on
     # the mixes and on the (otherwise unlabelled) train soundscapes, which are counted only then.
     teacher_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for v in self.views:
+            check_choice("nb.views", v, VIEW_NAMES)
+        if not self.views:
+            raise ConfigError("nb.views: at least one view is needed")
+        if len(set(self.views)) != len(self.views):
+            raise ConfigError(f"nb.views: a view is listed twice in {self.views}")

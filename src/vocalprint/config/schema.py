@@ -12,6 +12,15 @@ from .errors import ConfigError, check_choice
 from .nb import NBConfig
 from .student import StudentConfig
 
+MEL_FRONTENDS = ("logmel", "pcen")
+FRAME_NORMS = ("standardize", "l2", "none")
+POOLINGS = ("mean", "std", "max", "tfidf")
+CLASS_WEIGHTS = (None, "balanced")
+TEACHERS = ("birdnet", "perch")
+TEACHER_VARIANTS = ("fp32", "float16", "weight_int8", "dynamic_int8", "full_int8")
+COMBINES = ("mean", "logit")
+EXECUTORS = ("local", "dask-local", "dask")
+
 
 @dataclass(frozen=True)
 class AudioConfig:
@@ -29,6 +38,9 @@ class MelConfig:
     frontend: str = "logmel"  # "logmel" | "pcen"
     top_db: float = 80.0
 
+    def __post_init__(self) -> None:
+        check_choice("mel.frontend", self.frontend, MEL_FRONTENDS)
+
 
 @dataclass(frozen=True)
 class TokensConfig:
@@ -39,6 +51,9 @@ class TokensConfig:
     sample_frames: int = 400_000  # K-means fit sample (bounds memory: sample*d*4 bytes)
     niter: int = 20
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("tokens.frame_norm", self.frame_norm, FRAME_NORMS)
 
 
 @dataclass(frozen=True)
@@ -58,12 +73,19 @@ class FeaturesConfig:
     train_hop_s: float = 2.5  # hop between training windows inside a focal clip
     min_clip_s: float = 1.0  # a training window must hold at least this much audio
 
+    def __post_init__(self) -> None:
+        for p in self.pooling:
+            check_choice("features.pooling", p, POOLINGS)
+
 
 @dataclass(frozen=True)
 class LinearConfig:
     C: float = 0.5
     max_iter: int = 2000
     class_weight: str | None = "balanced"
+
+    def __post_init__(self) -> None:
+        check_choice("train.linear.class_weight", self.class_weight, CLASS_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,12 @@ class TeacherConfig:
     perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)
     threads: int = 1  # interpreter threads per process; not hashed
 
+    def __post_init__(self) -> None:
+        check_choice("teacher.model", self.model, TEACHERS)
+        check_choice("teacher.variant", self.variant, TEACHER_VARIANTS)
+        if self.stride_s <= 0:
+            raise ConfigError(f"teacher.stride_s must be > 0, got {self.stride_s}")
+
 
 @dataclass(frozen=True)
 class SubmitConfig:
@@ -110,12 +138,18 @@ class SubmitConfig:
     weights: tuple[str, ...] = ()  # their weights (default equal)
     combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)
 
+    def __post_init__(self) -> None:
+        check_choice("submit.combine", self.combine, COMBINES)
+
 
 @dataclass(frozen=True)
 class RunConfig:
     n_jobs: int = 2  # worker processes (local) or LocalCluster workers (dask-local); not hashed
     progress: bool = True  # not hashed
     executor: str = "local"  # local | dask-local | dask ($DASK_SCHEDULER); not hashed
+
+    def __post_init__(self) -> None:
+        check_choice("run.executor", self.executor, EXECUTORS)
 
 
 @dataclass(frozen=True)

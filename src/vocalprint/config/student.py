@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ConfigError, check_choice
+
 
 @dataclass(frozen=True)
 class StudentConfig:
@@ -94,3 +96,14 @@ class StudentConfig:
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
     mix_clips_per_batch: int = 128  # clips decoded and held for one batch of 200 mixes (bounds memory)
     mix_soundscapes: int = 50  # train soundscapes (seeded sample) whose quiet stretches are backgrounds
+
+    def __post_init__(self) -> None:
+        check_choice("distill.front", self.front, ("mel", "tokens"))
+        check_choice("distill.token_center", self.token_center, ("median", "mean"))
+        check_choice("distill.token_body", self.token_body, ("1d", "2d"))
+        check_choice("distill.stem", self.stem, ("stride4", "conv_pool", "conv"))
+        check_choice("distill.freq_pool", self.freq_pool, ("learned", "mean"))
+        check_choice("distill.emb_loss", self.emb_loss, ("mse", "cosine"))
+        for name in ("members", "token_stages", "epochs", "batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"distill.{name} must be >= 1, got {getattr(self, name)}")

@@ -56,3 +56,35 @@ def bootstrap_auc(truth: pd.DataFrame, pred: pd.DataFrame, *, groups: pd.Series,
             continue
     vals = np.array([v for v in vals if np.isfinite(v)])
     return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if len(vals) else (np.nan, np.nan)
+
+
+def group_auc(per_species: dict[str, float], groups: dict[str, str]) -> dict[str, float]:
+    """Macro AUC within each group of species (e.g. ``taxonomy.csv``'s ``class_name``): the mean of
+    ``per_species`` over the scored species of the group; groups with no scored species are left out."""
+    out: dict[str, list[float]] = {}
+    for sp, auc in per_species.items():
+        if sp in groups:
+            out.setdefault(groups[sp], []).append(auc)
+    return {g: float(np.mean(v)) for g, v in sorted(out.items())}
+
+
+def paired_bootstrap_diff(truth: pd.DataFrame, a: pd.DataFrame, b: pd.DataFrame, *, groups: pd.Series,
+                          n: int = 200, seed: int = 0) -> tuple[float, float, float]:
+    """Macro AUC of ``a`` minus that of ``b`` on the same rows, with the 95 % interval of the
+    difference when whole soundscapes (``groups`` per row) are resampled, the same draw for both:
+    ``(difference, low, high)``. All frames share ``truth``'s row order and columns."""
+    rng = np.random.default_rng(seed)
+    g = groups.to_numpy()
+    uniq = np.unique(g)
+    rows = {u: np.flatnonzero(g == u) for u in uniq}
+    y, pa, pb = truth.iloc[:, 1:].to_numpy(), a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy()
+    diff = macro_auc_arrays(y, pa) - macro_auc_arrays(y, pb)
+    vals = []
+    for _ in range(n):
+        pick = np.concatenate([rows[u] for u in rng.choice(uniq, len(uniq))])
+        d = macro_auc_arrays(y[pick], pa[pick]) - macro_auc_arrays(y[pick], pb[pick])
+        if np.isfinite(d):
+            vals.append(d)
+    if not vals:
+        return float(diff), float("nan"), float("nan")
+    return float(diff), float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))

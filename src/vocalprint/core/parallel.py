@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from typing import Any, Callable, Iterator, Sequence
+
+from vocalprint.core.progress import progress_bar
 
 log = logging.getLogger(__name__)
 EXECUTORS = ("local", "dask-local", "dask")
@@ -25,12 +26,6 @@ def process_cached(key, factory: Callable[[], Any]) -> Any:
     if key not in _PROCESS_CACHE:
         _PROCESS_CACHE[key] = factory()
     return _PROCESS_CACHE[key]
-
-
-def progress_bar(total: int, *, desc: str, enabled: bool = True):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled or not sys.stderr.isatty(), mininterval=1.0)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,63 @@
 without the training data (e.g. inside an offline Kaggle kernel)."""
 from __future__ import annotations
 
+import importlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 from vocalprint.core import artifacts as A
 
-
 BUNDLE_FILE = "predictor.joblib"
+
+# Where the classes of bundles pickled before the package was laid out by family live now: an old
+# module -> the modules that may hold its names today (searched in order), and renamed classes.
+LEGACY_MODULES: dict[str, tuple[str, ...]] = {
+    "vocalprint.config": ("vocalprint.config",),
+    "vocalprint.distill": ("vocalprint.config.student",),
+    "vocalprint.nb": ("vocalprint.config.nb", "vocalprint.tokens.nb.predictor", "vocalprint.tokens.nb.views"),
+    "vocalprint.predict": ("vocalprint.tokens.predictor", "vocalprint.teacher.predictor",
+                           "vocalprint.student.predictor", "vocalprint.serving.ensemble"),
+    "vocalprint.tokens": ("vocalprint.tokens.codebook",),
+    "vocalprint.heads": ("vocalprint.tokens.heads",),
+    "vocalprint.heads.linear": ("vocalprint.tokens.heads.linear",),
+    "vocalprint.heads.lgbm": ("vocalprint.tokens.heads.lgbm",),
+}
+LEGACY_NAMES: dict[tuple[str, str], str] = {("vocalprint.nb", "_View"): "View"}
+
+
+def legacy_class(module: str, name: str) -> Any:
+    """The class that ``module.name`` of an older vocalprint layout is now; ``None`` when
+    ``module`` is not a legacy module. Raises ``AttributeError`` when no candidate holds it."""
+    if module not in LEGACY_MODULES:
+        return None
+    new = LEGACY_NAMES.get((module, name), name)
+    for cand in LEGACY_MODULES[module]:
+        try:
+            return getattr(importlib.import_module(cand), new)
+        except (ImportError, AttributeError):
+            continue
+    raise AttributeError(f"{module}.{name} of an older bundle has no counterpart in "
+                         f"{', '.join(LEGACY_MODULES[module])}")
+
+
+@contextmanager
+def legacy_unpickling() -> Iterator[None]:
+    """While active, ``joblib.load`` maps classes of older layouts to where they live now."""
+    import joblib.numpy_pickle as jp
+
+    base = jp.NumpyUnpickler
+
+    class Remap(base):  # type: ignore[misc, valid-type]
+        def find_class(self, module: str, name: str) -> Any:
+            found = legacy_class(module, name)
+            return found if found is not None else super().find_class(module, name)
+
+    jp.NumpyUnpickler = Remap
+    try:
+        yield
+    finally:
+        jp.NumpyUnpickler = base
 
 
 def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
@@ -39,9 +90,11 @@ def save_bundle(pred, folder: Path, *, info: dict | None = None) -> Path:
 
 def load_bundle(folder: Path):
     """The predictor saved by :func:`save_bundle`, after every file's checksum matched the manifest."""
-    folder = Path(folder)
-    pred = A.load_joblib(folder / BUNDLE_FILE)
     from vocalprint.config import upgrade
+
+    folder = Path(folder)
+    with legacy_unpickling():
+        pred = A.load_joblib(folder / BUNDLE_FILE)
 
     for p in (pred, *getattr(pred, "members", ())):
         p.cfg = upgrade(p.cfg)

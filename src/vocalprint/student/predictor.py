@@ -39,7 +39,7 @@ class StudentPredictor:
 
     def runner(self):
         """The TFLite interpreter(s) (one set per process, made on first use)."""
-        from vocalprint.student.distill import StudentEnsemble, StudentRunner
+        from vocalprint.student.runtime import StudentEnsemble, StudentRunner
 
         if self._run is None:
             key = ("student", *map(str, self.model_paths))

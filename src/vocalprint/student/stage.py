@@ -193,7 +193,9 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
     initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``).
     A token student (``distill.front="tokens"``) fits its codebooks on its training windows."""
-    from vocalprint.student import distill as D
+    from vocalprint.student.export import export_tflite, int8_quant
+    from vocalprint.student.net import count_params, inference_params
+    from vocalprint.student.train import train_student
 
     if cfg.distill.front not in ("mel", "tokens"):
         raise ConfigError(f"distill.front={cfg.distill.front!r}: use 'mel' or 'tokens'")
@@ -276,14 +278,14 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         val = (X[va], E[va], T[va], Y[va]) + ((m[va],) if use_meta else ())
     with timer("train"):
         tcfg = replace(cfg.distill, seed=cfg.distill.seed + MEMBER_SEED * member)
-        model, hist = D.train_student(X[tr], teacher_emb=E[tr], teacher_logits=T[tr], labels=Y[tr],
-                                      meta=m[tr] if use_meta else None, val=val, cfg=tcfg,
-                                      progress=cfg.run.progress)
-    quant = D.int8_quant(cfg.distill)
+        model, hist = train_student(X[tr], teacher_emb=E[tr], teacher_logits=T[tr], labels=Y[tr],
+                                    meta=m[tr] if use_meta else None, val=val, cfg=tcfg,
+                                    progress=cfg.run.progress)
+    quant = int8_quant(cfg.distill)
     with timer("export"):
         rep = np.asarray(X[rng.choice(len(X), min(256, len(X)), replace=False)], np.float32)
-        D.export_tflite(model, work / "student_fp32.tflite", quant="none")
-        D.export_tflite(model, work / "student_int8.tflite", quant=quant, representative=rep)
+        export_tflite(model, work / "student_fp32.tflite", quant="none")
+        export_tflite(model, work / "student_int8.tflite", quant=quant, representative=rep)
     del X
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
     A.write_json(work / "history.json", hist)
@@ -292,5 +294,5 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
                                   "n_windows": int(len(keep)), "int8_file": quant,
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
                                   "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),
-                                  "params": D.count_params(model), "inference_params": D.inference_params(model),
+                                  "params": count_params(model), "inference_params": inference_params(model),
                                   "species": A.manifest(tfeat_dir)["species"], "seconds": timer.seconds})

@@ -32,9 +32,10 @@ class TeacherPredictor:
 
     def net(self):
         if self._net is None:
-            from vocalprint.teacher import models as TT
+            from vocalprint.teacher.birdnet import BirdNET
+            from vocalprint.teacher.perch import Perch
 
-            cls = TT.Perch if self.cfg.teacher.model == "perch" else TT.BirdNET
+            cls = Perch if self.cfg.teacher.model == "perch" else BirdNET
             self._net = process_cached(
                 ("teacher", str(self.model_path), self.cfg.teacher.threads),
                 lambda: cls(self.model_path, labels_path=self.labels_path, num_threads=self.cfg.teacher.threads))

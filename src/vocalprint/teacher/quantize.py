@@ -4,7 +4,7 @@
 float TFLite flatbuffer from a recipe; no Keras model or SavedModel is needed, which matters for
 BirdNET, whose original model is not available. Imported inside :func:`quantize_tflite` only.
 
-Modes (measured on BirdNET V2.4 with its embedding exposed, see ``vocalprint.teacher.models``):
+Modes (measured on BirdNET V2.4 with its embedding exposed, see ``vocalprint.teacher.surgery``):
 
 ``"float16"``
     float16 weights of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED, dequantized once at load
@@ -17,7 +17,7 @@ Modes (measured on BirdNET V2.4 with its embedding exposed, see ``vocalprint.tea
     BirdNET's outputs (logit correlation with float32 0.96, top-1 agreement 0.68).
 ``"full_int8"``
     static int8 weights and activations from calibration data (``calibration``); the model input
-    stays float32, integer outputs are int8 (``vocalprint.teacher.models.TFLiteModel`` dequantizes them).
+    stays float32, integer outputs are int8 (``vocalprint.teacher.runtime.TFLiteModel`` dequantizes them).
     Runs, but on BirdNET its logits correlate only ~0.89 with float32: not recommended.
 
 In every mode, ops whose output tensor name matches ``keep_float`` (default ``MEL_SPEC``:
@@ -134,7 +134,7 @@ def _calibration_samples(src: Path, calibration: Iterable[np.ndarray], signature
 
 
 def _smoke_test(path: Path) -> None:
-    from vocalprint.teacher.models import TFLiteModel
+    from vocalprint.teacher.runtime import TFLiteModel
 
     m = TFLiteModel(path, num_threads=1, batch_size=1)
     x = np.random.default_rng(0).normal(0.0, 0.05, (1, m.n_samples)).astype(np.float32)

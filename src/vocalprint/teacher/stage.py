@@ -37,7 +37,9 @@ def model_key(cfg: Config) -> str:
 
 def prepare(cfg: Config, root: Path) -> Path:
     """``<root>/teacher-model/<key>/`` with ``model.tflite`` (embedding exposed) and ``labels.txt``."""
-    from vocalprint.teacher import models as TT
+    from vocalprint.teacher.labels import birdnet_files
+    from vocalprint.teacher.perch import convert_savedmodel
+    from vocalprint.teacher.surgery import expose_embedding
 
     t = cfg.teacher
     final = A.stage_dir(root, "teacher-model", model_key(cfg))
@@ -47,7 +49,7 @@ def prepare(cfg: Config, root: Path) -> Path:
     timer = A.Timer("teacher-model")
     with timer("prepare"):
         if t.model == "birdnet":
-            src, labels = (Path(t.model_path), TT.birdnet_files()[1]) if t.model_path else TT.birdnet_files()
+            src, labels = (Path(t.model_path), birdnet_files()[1]) if t.model_path else birdnet_files()
             if t.labels_path:  # e.g. a BirdNET custom classifier with its own label list
                 labels = Path(t.labels_path)
             for f in (src, labels):
@@ -55,7 +57,7 @@ def prepare(cfg: Config, root: Path) -> Path:
                     raise ConfigError(f"teacher: {f} does not exist")
             fp32 = work / "fp32.tflite"
             if not fp32.is_file():
-                TT.expose_embedding(src, fp32)
+                expose_embedding(src, fp32)
             if t.variant == "fp32":
                 fp32.rename(work / "model.tflite")
             else:
@@ -73,7 +75,7 @@ def prepare(cfg: Config, root: Path) -> Path:
             quant = {"fp32": "none", "float16": "float16", "dynamic_int8": "dynamic"}.get(t.variant)
             if quant is None:
                 raise ConfigError(f"teacher.variant {t.variant!r} is not offered for Perch (fp32, float16, dynamic_int8)")
-            TT.convert_savedmodel(d, work / "model.tflite", quant=quant)
+            convert_savedmodel(d, work / "model.tflite", quant=quant)
             lab = next((p for p in (d / "assets" / "label.csv", d / "assets" / "labels.csv") if p.is_file()), None)
             if lab is None:
                 raise ConfigError(f"{d}: no assets/label.csv with the Perch class names")
@@ -85,21 +87,22 @@ def prepare(cfg: Config, root: Path) -> Path:
 
 def runner(model_dir: Path, cfg: Config):
     """The teacher runner (BirdNET or Perch) for a prepared model folder."""
-    from vocalprint.teacher import models as TT
+    from vocalprint.teacher.birdnet import BirdNET
+    from vocalprint.teacher.perch import Perch
 
     A.verified(model_dir / "model.tflite")
     if cfg.teacher.model == "perch":
-        return TT.Perch(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
-    return TT.BirdNET(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
+        return Perch(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
+    return BirdNET(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
 
 
 def species_columns(model_dir: Path, ds: Dataset, cfg: Config) -> np.ndarray:
     """Teacher class index of each submission column, -1 where the teacher does not know it."""
-    from vocalprint.teacher import models as TT
+    from vocalprint.teacher.labels import match_species, read_labels, read_perch_labels
 
     tax = pd.read_csv(ds.root / "taxonomy.csv")
-    read = TT.read_perch_labels if cfg.teacher.model == "perch" else TT.read_labels
-    match = TT.match_species(tax, read(model_dir / "labels.txt"))
+    read = read_perch_labels if cfg.teacher.model == "perch" else read_labels
+    match = match_species(tax, read(model_dir / "labels.txt"))
     return match.columns(list(ds.species))
 
 
@@ -174,8 +177,8 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
 def pool(starts: np.ndarray, logits: np.ndarray, emb: np.ndarray, bounds_s: np.ndarray, *,
          chunk_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Pool cached chunks into windows [n, 2] (start, stop seconds) with the same rule as
-    inference (:func:`vocalprint.teacher.models.assign_bounds`): logits max, embeddings mean, float32."""
-    from vocalprint.teacher.models import assign_bounds, pool_groups
+    inference (:func:`vocalprint.teacher.windows.assign_bounds`): logits max, embeddings mean, float32."""
+    from vocalprint.teacher.windows import assign_bounds, pool_groups
 
     return pool_groups(assign_bounds(starts, chunk_s=chunk_s, bounds_s=bounds_s), logits, emb)
 

@@ -48,7 +48,12 @@ class Codebook:
     def k(self) -> int:
         return self.centroids.shape[0]
 
-    def _index(self):
+    def __getstate__(self) -> dict:
+        """Pickles without the Faiss index (not picklable); :meth:`index` rebuilds it on first use."""
+        return {k: v for k, v in self.__dict__.items() if k != "_ix"}
+
+    def index(self):
+        """The Faiss ``IndexFlatL2`` over the centroids (built once per process)."""
         import faiss
 
         if not hasattr(self, "_ix"):
@@ -66,7 +71,7 @@ class Codebook:
         if len(frames) == 0:
             return np.zeros(0, np.uint16)
         x = self.project(frame_features(frames, cfg=self.cfg))
-        _, ids = self._index().search(x, 1)
+        _, ids = self.index().search(x, 1)
         return ids[:, 0].astype(np.uint16)
 
     def save(self, folder: Path) -> None:

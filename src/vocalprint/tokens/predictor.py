@@ -23,12 +23,6 @@ class HeadPredictor:
         self.name, self.cfg, self.species, self.head, self.kind = name, cfg, list(species), head, kind
         self.book, self.vectors, self.idf = book, vectors, idf
 
-    def __getstate__(self):
-        st = dict(self.__dict__)
-        if self.book is not None and hasattr(self.book, "_ix"):  # faiss index: rebuilt in the worker
-            st["book"] = Codebook(self.book.centroids, self.book.pca_a, self.book.pca_b, self.book.cfg)
-        return st
-
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         """Audio [samples] at cfg.audio.sr -> [n, n_species] probabilities of ``n`` windows."""
         c = self.cfg

@@ -1,18 +1,9 @@
 """Multi-label heads (one sigmoid per species, never a softmax): fit, predict_proba, save/load."""
 from __future__ import annotations
 
-import numpy as np
+from .base import learnable, prior
 
-
-def prior(y: np.ndarray) -> np.ndarray:
-    """Per-species positive rate [n_species]: the score of a species a head could not learn."""
-    return np.clip((y >= 0.5).mean(axis=0), 1e-4, 1 - 1e-4).astype(np.float32)
-
-
-def learnable(y: np.ndarray) -> np.ndarray:
-    """Species columns with both positives and negatives."""
-    pos = (y >= 0.5).sum(axis=0)
-    return np.flatnonzero((pos > 0) & (pos < len(y)))
+__all__ = ["learnable", "make", "prior"]
 
 
 def make(name: str, cfg):

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from . import learnable, prior
+from .base import learnable, prior
 
 log = logging.getLogger(__name__)
 

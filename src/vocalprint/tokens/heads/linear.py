@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import learnable, prior
+from .base import learnable, prior
 
 
 class LinearHead:

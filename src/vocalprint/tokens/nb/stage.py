@@ -1,213 +1,24 @@
-"""Frame-level naive-Bayes token model (``tokens-nb``).
-
-Every Mel frame becomes a token of one or more K-means codebooks ("views": log-Mel, PCEN, ...).
-A per-view table ``[K, n_species]`` holds the naive-Bayes log-ratio
-``log P(token | frames of the species) - log P(token | other frames)``, counted over the *active*
-frames of the focal clips (energy-based activity mask) and over synthetic 5-s field mixes
-(:func:`vocalprint.audio.mix.mix_windows`: focal calls over quiet stretches of the unlabelled train
-soundscapes, or coloured noise) with frame-level targets. At inference a frame's score is the sum
-of its tokens' table rows; a window's score is the mean of its ``top_k`` highest frame scores after
-a ``smooth_frames`` moving average; a sigmoid of the standardised score gives a probability (a
-monotone map, so ranking metrics are unchanged).
-
-Stage folder ``artifacts/nb/<key>/``: ``codebook_<view>.npy`` (centroids), ``table_<view>.npy``,
-``calib.json``; the per-file frames built on the way (``<key>.partial/frames``, ``mixes``) are kept
-across a killed run and deleted once the tables are written.
-"""
+"""The ``tokens-nb`` stage: front-end frames of the focal clips and train soundscapes, synthetic
+mixes (teacher-labelled when ``nb.teacher_weight > 0``), a K-means codebook per view, token counts
+-> naive-Bayes tables and the score calibration, cached in ``artifacts/nb/<key>/``."""
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vocalprint.tokens.nb.table import (add_counts, clip_targets, frame_activity, nb_table, taught_targets,
+                                        teacher_probs, window_scores)
+from vocalprint.tokens.nb.views import encode, features, front_ends, tokens_cfg, view_front_ends, views
+
 if TYPE_CHECKING:  # pragma: no cover
-    from vocalprint.config import Config, MelConfig
+    from vocalprint.config import Config
     from vocalprint.data.dataset import Dataset
 
 log = logging.getLogger(__name__)
-NAME = "tokens-nb"
-VIEW_NAMES = ("logmel", "pcen", "pcen1", "subbands")
-
-
-from vocalprint.config.nb import NBConfig
-
-
-@dataclass(frozen=True)
-class _View:
-    name: str  # file stem: logmel, pcen, pcen1, subbands0..3
-    frontend: str  # logmel | pcen
-    lo: int  # Mel bands [lo, hi)
-    hi: int
-    k: int
-    seed: int
-    weight: float
-
-
-def views(cfg: NBConfig, n_mels: int) -> list[_View]:
-    """The codebooks of ``cfg.views`` (``subbands`` is four codebooks on quarter band groups)."""
-    out = []
-    for v in cfg.views:
-        if v == "logmel":
-            out.append(_View("logmel", "logmel", 0, n_mels, cfg.k, cfg.seed, 1.0))
-        elif v == "pcen":
-            out.append(_View("pcen", "pcen", 0, n_mels, cfg.k, cfg.seed, 1.0))
-        elif v == "pcen1":
-            out.append(_View("pcen1", "pcen", 0, n_mels, cfg.k, cfg.seed + 1, 1.0))
-        elif v == "subbands":
-            g = n_mels // 4
-            out += [_View(f"subbands{i}", "logmel", i * g, (i + 1) * g, max(2, cfg.k // 4), cfg.seed, 0.5)
-                    for i in range(4)]
-        else:
-            from vocalprint.config import ConfigError
-
-            raise ConfigError(f"nb.views: unknown view {v!r}; choose from {', '.join(VIEW_NAMES)}")
-    if not out:
-        from vocalprint.config import ConfigError
-
-        raise ConfigError("nb.views: at least one view is needed")
-    if len({v.name for v in out}) != len(out):
-        from vocalprint.config import ConfigError
-
-        raise ConfigError(f"nb.views: a view is listed twice in {cfg.views}")
-    return out
-
-
-def _tokens_cfg(v: _View, cfg: NBConfig):
-    from vocalprint.config import TokensConfig
-
-    return TokensConfig(k=v.k, frame_norm="standardize", median_sub=True, pca_dim=0,
-                        sample_frames=cfg.sample_frames, seed=v.seed)
-
-
-# --------------------------------------------------------------------------------------------
-# Front end, scoring: pure functions
-# --------------------------------------------------------------------------------------------
-
-_BASIS: dict = {}
-
-
-def front_ends(x: np.ndarray, *, sr: int, cfg: "MelConfig", which=("logmel", "pcen")) -> dict[str, np.ndarray]:
-    """dB log-Mel (as :func:`vocalprint.audio.mel.logmel` with ``frontend="logmel"``) and/or PCEN
-    (as with ``frontend="pcen"``) frames [t, n_mels] float32 of ``x``, from one shared STFT."""
-    import librosa
-
-    from vocalprint.audio.mel import _mel_basis
-
-    key = (sr, cfg.n_mels, cfg.n_fft, cfg.fmin, cfg.fmax)
-    if key not in _BASIS:
-        _BASIS[key] = _mel_basis(sr, cfg)
-    x = np.asarray(x, np.float32)
-    if x.size < cfg.n_fft // 2 + 1:
-        x = np.pad(x, (0, cfg.n_fft // 2 + 1 - x.size))
-    with warnings.catch_warnings():  # a clip shorter than n_fft: padded as mel.logmel pads it
-        warnings.filterwarnings("ignore", message="n_fft=.*too large")
-        s = _BASIS[key] @ (np.abs(librosa.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop, center=True)) ** 2)
-    out = {}
-    if "logmel" in which:
-        out["logmel"] = np.ascontiguousarray((10.0 * np.log10(np.maximum(s, 1e-10))).T, dtype=np.float32)
-    if "pcen" in which:
-        out["pcen"] = np.ascontiguousarray(librosa.pcen(s * (2**31), sr=sr, hop_length=cfg.hop).T, dtype=np.float32)
-    return out
-
-
-def smooth(x: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average over time (axis 0) of ``x`` [t, ...], ``width`` frames (shrinking at
-    the ends), same length."""
-    x = np.asarray(x, np.float64)
-    if width <= 1 or len(x) == 0:
-        return x
-    c = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
-    h, t = width // 2, len(x)
-    a = np.clip(np.arange(t) - h, 0, t)
-    b = np.clip(np.arange(t) + h + 1, 0, t)
-    d = (b - a).reshape((-1,) + (1,) * (x.ndim - 1))
-    return (c[b] - c[a]) / d
-
-
-def window_scores(frame_scores: np.ndarray, bounds: np.ndarray, *, top_k: int = 8, width: int = 9) -> np.ndarray:
-    """Frame scores [t, S] -> window scores [n, S]: the mean of the ``top_k`` highest smoothed frame
-    scores inside each (start, stop) of ``bounds``; 0 for an empty window."""
-    fs = smooth(frame_scores, width)
-    out = np.zeros((len(bounds), fs.shape[1]), np.float32)
-    for i, (a, b) in enumerate(bounds):
-        if b > a:
-            w = fs[a:b]
-            k = max(1, min(top_k, len(w)))
-            out[i] = np.partition(w, len(w) - k, axis=0)[-k:].mean(0)
-    return out
-
-
-def add_counts(pos: np.ndarray, tot: np.ndarray, tok: np.ndarray, targets: np.ndarray) -> None:
-    """Accumulate token counts in place: ``tot[k] +=`` frames with token k, ``pos[k, s] +=`` their
-    target weight for species s. ``targets``: [t, S] frame targets (0..1)."""
-    k = len(tot)
-    t = np.asarray(tok, np.int64)
-    tot += np.bincount(t, minlength=k)[:k]
-    y = np.asarray(targets, np.float64)
-    for s in np.flatnonzero(y.any(0)):
-        pos[:, s] += np.bincount(t, weights=y[:, s], minlength=k)[:k]
-
-
-def nb_table(pos: np.ndarray, tot: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
-    """Naive-Bayes log-ratio [K, S] from counts: log P(token | species frames) - log P(token | rest)."""
-    k = len(tot)
-    neg = np.maximum(tot[:, None] - pos, 0.0)
-    lp = np.log((pos + alpha) / (pos.sum(0) + alpha * k))
-    ln = np.log((neg + alpha) / (neg.sum(0) + alpha * k))
-    return (lp - ln).astype(np.float32)
-
-
-def taught_targets(frame_targets: np.ndarray, teacher_prob: np.ndarray, *, weight: float) -> np.ndarray:
-    """Blend carried frame targets [t, S] with the teacher's probability [S] for the window holding
-    them: ``(1 - weight) * targets + weight * prob`` where ``prob`` is finite (a species the
-    teacher knows), the targets unchanged where it is NaN. Pure; float32 [t, S]."""
-    y = np.asarray(frame_targets, np.float32)
-    p = np.asarray(teacher_prob, np.float32)
-    if p.shape != y.shape[-1:]:
-        raise ValueError(f"teacher probabilities {p.shape} do not match targets {y.shape}")
-    known = np.isfinite(p)
-    out = y.copy()
-    out[:, known] = (1.0 - weight) * y[:, known] + weight * p[known][None]
-    return out
-
-
-def teacher_probs(logits: np.ndarray) -> np.ndarray:
-    """Sigmoid of teacher logits, NaN kept (species the teacher does not know)."""
-    lo = np.asarray(logits, np.float64)
-    return (1.0 / (1.0 + np.exp(-np.clip(lo, -50, 50)))).astype(np.float32)
-
-
-def clip_targets(active: np.ndarray, label_row: np.ndarray) -> np.ndarray:
-    """Frame targets of a focal clip: ``label_row`` on its active frames, 0 elsewhere. [t, S]"""
-    return np.asarray(active, np.float32)[:, None] * np.asarray(label_row, np.float32)[None]
-
-
-def frame_activity(x: np.ndarray, n_frames: int, *, sr: int, hop: int) -> np.ndarray:
-    """Activity (:func:`vocalprint.audio.mix.activity_mask`) at each frame centre ``j * hop``: bool [n_frames]."""
-    from vocalprint.audio import mix
-
-    if x.size == 0:
-        return np.zeros(n_frames, bool)
-    m = mix.sample_mask(mix.activity_mask(x, sr), x.size, sr)
-    c = np.minimum(np.arange(n_frames) * hop, x.size - 1)
-    return m[c]
-
-
-def _features(frames: np.ndarray, v: _View, tcfg) -> np.ndarray:
-    from vocalprint.tokens.codebook import frame_features
-
-    return frame_features(np.asarray(frames, np.float32)[:, v.lo:v.hi], cfg=tcfg)
-
-
-# --------------------------------------------------------------------------------------------
-# The stage
-# --------------------------------------------------------------------------------------------
 
 
 def key(cfg: "Config", ds: "Dataset", teacher_key: str = "") -> str:
@@ -272,11 +83,7 @@ class _Teacher:
         return out
 
 
-def _frontends(vs: list[_View]) -> tuple[str, ...]:
-    return tuple(f for f in ("logmel", "pcen") if any(v.frontend == f for v in vs))
-
-
-def _file_frames(path: str, out: str, sr: int, mel_cfg, fronts: tuple[str, ...], with_activity: bool) -> tuple[int, str]:
+def file_frames(path: str, out: str, sr: int, mel_cfg, fronts: tuple[str, ...], with_activity: bool) -> tuple[int, str]:
     """Decode one file, write its front-end frames (float16) and frame activity -> ``out`` (.npz).
     Returns (n_frames, "") or (0, why it was skipped)."""
     from vocalprint.core import artifacts as A
@@ -436,7 +243,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
     if taught and teacher_dir is None:
         from vocalprint.config import ConfigError
 
-        raise ConfigError("nb.teacher_weight > 0 needs the teacher cache (pipeline.train_ builds it)")
+        raise ConfigError("nb.teacher_weight > 0 needs the teacher cache (the model registry's train builds it)")
     final = A.stage_dir(root, "nb", key(cfg, ds, Path(teacher_dir).name if taught else ""))
     if A.is_complete(final):
         log.info("nb: cached at %s", final)
@@ -445,7 +252,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
     teacher = _Teacher(cfg, ds, root, Path(teacher_dir)) if taught else None
     nb, sr = cfg.nb, cfg.audio.sr
     vs = views(nb, cfg.mel.n_mels)
-    fronts = _frontends(vs)
+    fronts = view_front_ends(vs)
     timer = A.Timer("nb")
     labels = ds.label_matrix()
     n_sp = labels.shape[1]
@@ -460,7 +267,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
     tasks = [(str(p), str(o), sr, cfg.mel, fronts, True) for p, o in zip(ds.train["path"], clip_out)]
     tasks += [(str(p), str(o), sr, cfg.mel, fronts, False) for p, o in zip(ss, ss_out)]
     with timer("frames"):
-        res = map_files(_file_frames, tasks, n_jobs=cfg.run.n_jobs, desc="nb frames", progress=cfg.run.progress)
+        res = map_files(file_frames, tasks, n_jobs=cfg.run.n_jobs, desc="nb frames", progress=cfg.run.progress)
     skipped = [(t[0], r[1]) for t, r in zip(tasks, res) if r[1]]
     for name, why in skipped:
         log.warning("nb: skipped %s", why)
@@ -488,7 +295,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
     # 3. K-means codebook per view on one uniform frame sample of all items
     books = {}
     for v in vs:
-        tcfg = _tokens_cfg(v, nb)
+        tcfg = tokens_cfg(v, nb)
         with timer("sample"):
             r = np.random.default_rng(v.seed)
             pick = np.sort(r.choice(total, min(nb.sample_frames, total), replace=False))
@@ -497,7 +304,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
             for it, (kind, fr, _) in enumerate(_iter_frames(items, (v.frontend,))):
                 a, b = np.searchsorted(pick, [starts[it], starts[it + 1]])
                 if b > a:
-                    parts.append(_features(fr[v.frontend], v, tcfg)[pick[a:b] - starts[it]])
+                    parts.append(features(fr[v.frontend], v, tcfg)[pick[a:b] - starts[it]])
             sample = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
         log.info("nb: K-means %s K=%d on %d frames x %d dims", v.name, v.k, *sample.shape)
         with timer("fit"):
@@ -524,7 +331,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
             else:
                 y = np.asarray(extra, np.float32)
             for v in vs:
-                tok = _encode(books[v.name]._index(), _features(fr[v.frontend], v, _tokens_cfg(v, nb)))
+                tok = encode(books[v.name].index(), features(fr[v.frontend], v, tokens_cfg(v, nb)))
                 add_counts(pos[v.name], tot[v.name], tok, y)
                 if kind == "mix":
                     mix_tok[v.name].append(tok)
@@ -556,97 +363,3 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
                     if teacher else None),
         "frames_counted": {v.name: int(tot[v.name].sum()) for v in vs}, "n_skipped": len(skipped),
         "skipped": [w for _, w in skipped][:200], "calib": calib, "seconds": timer.seconds})
-
-
-def _encode(index, feats: np.ndarray) -> np.ndarray:
-    """Nearest-centroid ids [t] uint16 of feature rows [t, d] with a faiss index."""
-    if len(feats) == 0:
-        return np.zeros(0, np.uint16)
-    _, ids = index.search(np.ascontiguousarray(feats, np.float32), 1)
-    return ids[:, 0].astype(np.uint16)
-
-
-# --------------------------------------------------------------------------------------------
-# Inference
-# --------------------------------------------------------------------------------------------
-
-
-class NBPredictor:
-    """Shared STFT -> log-Mel / PCEN -> tokens per view -> summed NB table rows per frame ->
-    smoothed top-k per window -> sigmoid of the standardised score."""
-
-    name = NAME
-
-    def __init__(self, *, cfg: "Config", species: list[str], views: list[_View], centroids: dict[str, np.ndarray],
-                 tables: dict[str, np.ndarray], calib: dict):
-        self.cfg, self.species = cfg, list(species)
-        self.views, self.centroids, self.tables, self.calib = list(views), dict(centroids), dict(tables), dict(calib)
-        self.prior = None
-        self._ix: dict = {}
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_ix"} | {"_ix": {}}
-
-    def _index(self, name: str):
-        if name not in self._ix:
-            import faiss
-
-            c = np.ascontiguousarray(self.centroids[name], np.float32)
-            ix = faiss.IndexFlatL2(c.shape[1])
-            ix.add(c)
-            self._ix[name] = ix
-        return self._ix[name]
-
-    def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
-        """Audio [samples] at cfg.audio.sr -> [n, n_species] probabilities of ``n`` windows."""
-        import faiss
-
-        from vocalprint.audio.decode import frame_windows
-        from vocalprint.core.timing import Clock as _Clock
-
-        c, nb = self.cfg, self.cfg.nb
-        clk = _Clock(times)
-        fronts = _frontends(self.views)
-        key_ = ("nb-frontends", c.audio.sr, c.mel)
-        if shared is not None and key_ in shared and all(f in shared[key_] for f in fronts):
-            fe = shared[key_]
-        else:
-            # both front ends from the one STFT: ensemble members (another view set, the Mel heads) reuse them
-            fe = front_ends(x, sr=c.audio.sr, cfg=c.mel, which=("logmel", "pcen") if shared is not None else fronts)
-            if shared is not None:
-                shared[key_] = fe
-                if c.mel.frontend in fe:  # other members (HeadPredictor, student) reuse these frames
-                    shared.setdefault(("mel", c.audio.sr, c.mel), fe[c.mel.frontend])
-        clk.lap("mel")
-        faiss.omp_set_num_threads(1)  # one file per process; threads inside would oversubscribe
-        t = len(fe[fronts[0]])
-        fs = np.zeros((t, len(self.species)), np.float32)
-        toks = []
-        for v in self.views:
-            fr = fe[v.frontend].astype(np.float16)  # as the training frames were stored
-            toks.append(_encode(self._index(v.name), _features(fr, v, _tokens_cfg(v, nb))))
-        clk.lap("tokens")
-        for v, tok in zip(self.views, toks):
-            fs += v.weight * self.tables[v.name][tok.astype(np.int64)]
-        bounds = frame_windows(t, n=n, sr=c.audio.sr, hop=c.mel.hop, window_s=c.audio.window_s)
-        s = window_scores(fs, bounds, top_k=nb.top_k, width=nb.smooth_frames)
-        z = (s - self.calib["mean"]) / self.calib["scale"]
-        p = (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
-        clk.lap("head")
-        return p
-
-
-def load_predictor(folder: Path, cfg: "Config", species: list[str]) -> NBPredictor:
-    """The ``tokens-nb`` predictor of a finished stage folder (every file checksum-verified)."""
-    from vocalprint.core import artifacts as A
-
-    folder = Path(folder)
-    m = A.manifest(folder)
-    if list(m["species"]) != list(species):
-        raise A.ArtifactError(f"{folder}: built for other species than the dataset's ({len(m['species'])} "
-                              f"vs {len(species)}); rebuild it")
-    vs = [_View(**v) for v in m["views"]]
-    cents = {v.name: np.load(A.verified(folder / f"codebook_{v.name}.npy")) for v in vs}
-    tabs = {v.name: np.load(A.verified(folder / f"table_{v.name}.npy")) for v in vs}
-    calib = json.loads(A.verified(folder / "calib.json").read_text())
-    return NBPredictor(cfg=cfg, species=species, views=vs, centroids=cents, tables=tabs, calib=calib)

@@ -1,0 +1,136 @@
+"""The one registry of models: name -> family, the stages it builds, how it trains and predicts,
+and what its bundle holds.
+
+The CLI's ``--model`` choices, ``make help``, ``make bench``'s default list and the model
+bundles all read :data:`MODELS`; nothing else lists model names. Training and predictor
+building go through :func:`train` and :func:`predictor`, which dispatch on the registry to the
+stage wiring of :mod:`vocalprint.pipeline`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from vocalprint.config import Config, ConfigError
+from vocalprint.data.dataset import Dataset
+
+TOKEN_CHAIN = ("mels", "tokens", "w2v", "features")
+TEACHER_CHAIN = TOKEN_CHAIN + ("teacher-model", "teacher", "tfeatures")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the registry.
+
+    ``family``: the package that owns its predictor (tokens, teacher, student, serving).
+    ``stages``: the artifact stages (folders under ``artifacts/``) it builds, in order.
+    ``bundle``: what its bundle carries besides the pickled predictor (``none``, ``tflite``
+    model files, ``members``' bundles). ``bench``: in ``make bench``'s default list.
+    """
+
+    name: str
+    family: str
+    summary: str
+    stages: tuple[str, ...]
+    bundle: str = "none"
+    bench: bool = False
+    options: tuple[tuple[str, Any], ...] = ()  # config overrides that define this model
+
+    def configure(self, cfg: Config) -> Config:
+        """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front)."""
+        for section, fields in self.options:
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **dict(fields))})
+        return cfg
+
+
+def _spec(name, family, summary, stages, **kw) -> tuple[str, ModelSpec]:
+    return name, ModelSpec(name, family, summary, tuple(stages), **kw)
+
+
+MODELS: dict[str, ModelSpec] = dict([
+    _spec("loudness", "tokens", "species-blind baseline: the window's mean Mel power", (), bench=True),
+    _spec("melstats-linear", "tokens", "mean and std of each Mel band, logistic regression",
+          TOKEN_CHAIN + ("train",), bench=True),
+    _spec("melstats-lgbm", "tokens", "mean and std of each Mel band, LightGBM", TOKEN_CHAIN + ("train",)),
+    _spec("stsg-linear", "tokens", "pooled Word2Vec token vectors, logistic regression (the published form)",
+          TOKEN_CHAIN + ("train",), bench=True),
+    _spec("stsg-lgbm", "tokens", "pooled Word2Vec token vectors, LightGBM", TOKEN_CHAIN + ("train",)),
+    _spec("tokens-nb", "tokens", "frame-level naive-Bayes tables of four codebooks' tokens", ("nb",), bench=True),
+    _spec("birdnet-zeroshot", "teacher", "BirdNET V2.4's own logits; its probe for species it cannot name",
+          TEACHER_CHAIN + ("train",), bundle="tflite", bench=True, options=(("teacher", (("model", "birdnet"),)),)),
+    _spec("birdnet-probe", "teacher", "logistic regression on BirdNET's 1,024-d embedding",
+          TEACHER_CHAIN + ("train",), bundle="tflite", bench=True, options=(("teacher", (("model", "birdnet"),)),)),
+    _spec("perch-zeroshot", "teacher", "Perch v2's own logits (PERCH_DIR); its probe for the rest",
+          TEACHER_CHAIN + ("train",), bundle="tflite", options=(("teacher", (("model", "perch"),)),)),
+    _spec("perch-probe", "teacher", "logistic regression on Perch v2's embedding",
+          TEACHER_CHAIN + ("train",), bundle="tflite", options=(("teacher", (("model", "perch"),)),)),
+    _spec("student", "student", "distilled log-Mel CNNs (distill.members), int8 TFLite, +/- shifted windows",
+          TEACHER_CHAIN + ("tmixes", "student"), bundle="tflite", bench=True),
+    _spec("student-fp32", "student", "the same students as float32 TFLite", TEACHER_CHAIN + ("tmixes", "student"),
+          bundle="tflite"),
+    _spec("tokens-cnn", "student", "the student's CNN over 32 band-group token codebooks (K = 16 each)",
+          TEACHER_CHAIN + ("tmixes", "student"), bundle="tflite", bench=True,
+          options=(("distill", (("front", "tokens"),)),)),
+    _spec("ensemble", "serving", "submit.members averaged (submit.weights; submit.combine mean or logit)", (),
+          bundle="members"),
+])
+
+NAMES: tuple[str, ...] = tuple(MODELS)
+BENCH_DEFAULT: tuple[str, ...] = tuple(n for n, s in MODELS.items() if s.bench)
+
+
+def get(name: str) -> ModelSpec:
+    """The registry entry of ``name``; a :class:`ConfigError` listing the models otherwise."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(NAMES)}") from None
+
+
+def _builders() -> dict[str, tuple[Callable, Callable]]:
+    from vocalprint import pipeline as P
+
+    return {"tokens": (P.train_tokens, P.tokens_predictor), "teacher": (P.train_teacher, P.teacher_predictor),
+            "student": (P.train_student, P.student_predictor)}
+
+
+def train(cfg: Config, ds: Dataset, root: Path, name: str) -> Path:
+    """Build every stage ``name`` needs that is not cached; returns its last stage folder (the
+    artifacts root for models that train nothing)."""
+    spec = get(name)
+    if name == "ensemble":
+        _check_members(cfg)
+        return [train(cfg, ds, root, m) for m in cfg.submit.members][-1]
+    return _builders()[spec.family][0](spec.configure(cfg), ds, root, name)
+
+
+def predictor(cfg: Config, ds: Dataset, root: Path, name: str):
+    """A ready predictor for ``name``, training whatever it needs that is not cached."""
+    from vocalprint.tokens.heads import prior
+
+    spec = get(name)
+    if name == "ensemble":
+        from vocalprint.serving.ensemble import EnsemblePredictor
+
+        _check_members(cfg)
+        return EnsemblePredictor([predictor(cfg, ds, root, m) for m in cfg.submit.members],
+                                 weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine)
+    pred = _builders()[spec.family][1](spec.configure(cfg), ds, root, name)
+    pred.prior = prior(ds.label_matrix())  # the members' prior serves an ensemble
+    return pred
+
+
+def _check_members(cfg: Config) -> None:
+    if "ensemble" in cfg.submit.members:
+        raise ConfigError("an ensemble cannot contain itself")
+    if not cfg.submit.members:
+        raise ConfigError("MODEL=ensemble needs submit.members (e.g. --set submit.members=tokens-nb,student)")
+    for m in cfg.submit.members:
+        get(m)
+
+
+def help_table() -> str:
+    """``name  family  summary`` lines for ``make help`` and ``vocalprint models``."""
+    w = max(map(len, NAMES))
+    return "\n".join(f"  {s.name:<{w}}  {s.family:<8} {s.summary}" for s in MODELS.values())

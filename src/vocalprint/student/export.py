@@ -1,0 +1,109 @@
+"""Export a trained student's inference graph (``logits``, ``embedding``) to a TFLite flatbuffer:
+float32, full int8, or int8 weights. TensorFlow/Keras are imported inside functions so
+``import vocalprint.student.export`` stays instant.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vocalprint.config.student import StudentConfig
+from vocalprint.student.net import INFER_OUTPUTS, INPUT_NAME
+
+log = logging.getLogger(__name__)
+
+
+def export_tflite(
+    model: Any,
+    path: Path,
+    *,
+    quant: str = "none",
+    representative: np.ndarray | None = None,
+    int8_io: bool = False,
+) -> Path:
+    """Write the student's inference graph (``logits``, ``embedding``) as a TFLite flatbuffer.
+
+    Input ``mels`` ``[batch, n_frames, n_mels]`` (batch resizable). ``quant``:
+      ``"none"``  float32 weights and activations;
+      ``"int8"``  full-integer: int8 weights and activations (builtin int8 ops only), calibrated on
+                  ``representative`` ``[m, n_frames, n_mels]`` windows from training audio
+                  (a few hundred is plenty). I/O stays float32 (quantise/dequantise ops inside the
+                  model) unless ``int8_io``; :class:`~vocalprint.student.runtime.StudentRunner`
+                  handles both.
+      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front uses it:
+                  in full int8 a shape codebook's per-frame standardisation divides by a
+                  quantised zero on flat (padded) frames (LiteRT's DIV raised), and int8
+                  distances would round the nearest-centroid search (not measured).
+    The file is written to a temporary name and moved into place. Returns ``path``.
+    """
+    import keras
+    import tensorflow as tf
+
+    if quant not in ("none", "int8", "weights"):
+        raise ValueError(f"quant {quant!r}: use 'none', 'int8' or 'weights'")
+    if quant == "int8" and (representative is None or len(representative) == 0):
+        raise ValueError("int8 export needs representative windows")
+    path = Path(path)
+    _, n_frames, n_mels = model.inputs[0].shape
+    infer = keras.Model(model.inputs[0],
+                        {k: model.get_layer(k).output for k in INFER_OUTPUTS},
+                        name="vocalprint_student_infer")
+
+    # Keras 3 variables are not tracked by a bare tf.function / concrete function (the converter
+    # then silently drops them: a 24 kB model that outputs NaN). Go through a SavedModel written
+    # by keras.export.ExportArchive, which tracks them, as keras' own "litert" export does (but
+    # without its SELECT_TF_OPS fallback: builtin ops only, no TF runtime needed at inference).
+    def serve(mels):  # type: ignore[no-untyped-def]
+        out = infer(mels, training=False)
+        return {k: out[k] for k in INFER_OUTPUTS}
+
+    sm_dir = tempfile.mkdtemp(prefix="student_sm_")
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(infer)
+        archive.add_endpoint("serve", serve, input_signature=[
+            tf.TensorSpec([None, n_frames, n_mels], tf.float32, name=INPUT_NAME)])
+        archive.write_out(sm_dir, verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(sm_dir, signature_keys=["serve"])
+        blob = _convert(conv, quant, representative, int8_io)
+    finally:
+        shutil.rmtree(sm_dir, ignore_errors=True)
+    from vocalprint.core.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    log.info("exported %s (%s, %.1f kB)", path, quant, len(blob) / 1024)
+    return path
+
+
+def int8_quant(cfg: StudentConfig) -> str:
+    """The ``quant`` of a student's int8 file: full int8 for the Mel student, int8 weights only for
+    the token front (see :func:`export_tflite`)."""
+    return "int8" if cfg.front == "mel" else "weights"
+
+
+def _convert(conv: Any, quant: str, representative: np.ndarray | None, int8_io: bool) -> bytes:
+    import tensorflow as tf
+
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quant == "weights":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "int8":
+        rep = np.asarray(representative, np.float32)
+
+        def rep_data():  # type: ignore[no-untyped-def]
+            for i in range(len(rep)):
+                yield [rep[i:i + 1]]
+
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = rep_data
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+    return conv.convert()

@@ -1,0 +1,106 @@
+"""The views of ``tokens-nb``: which codebooks (front end, Mel bands, K, seed, weight), the shared-STFT
+front ends, and a view's frame features and tokens."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vocalprint.config.nb import NBConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vocalprint.config import MelConfig
+
+VIEW_NAMES = ("logmel", "pcen", "pcen1", "subbands")
+
+
+@dataclass(frozen=True)
+class View:
+    name: str  # file stem: logmel, pcen, pcen1, subbands0..3
+    frontend: str  # logmel | pcen
+    lo: int  # Mel bands [lo, hi)
+    hi: int
+    k: int
+    seed: int
+    weight: float
+
+
+def views(cfg: NBConfig, n_mels: int) -> list[View]:
+    """The codebooks of ``cfg.views`` (``subbands`` is four codebooks on quarter band groups)."""
+    out = []
+    for v in cfg.views:
+        if v == "logmel":
+            out.append(View("logmel", "logmel", 0, n_mels, cfg.k, cfg.seed, 1.0))
+        elif v == "pcen":
+            out.append(View("pcen", "pcen", 0, n_mels, cfg.k, cfg.seed, 1.0))
+        elif v == "pcen1":
+            out.append(View("pcen1", "pcen", 0, n_mels, cfg.k, cfg.seed + 1, 1.0))
+        elif v == "subbands":
+            g = n_mels // 4
+            out += [View(f"subbands{i}", "logmel", i * g, (i + 1) * g, max(2, cfg.k // 4), cfg.seed, 0.5)
+                    for i in range(4)]
+        else:
+            from vocalprint.config import ConfigError
+
+            raise ConfigError(f"nb.views: unknown view {v!r}; choose from {', '.join(VIEW_NAMES)}")
+    if not out:
+        from vocalprint.config import ConfigError
+
+        raise ConfigError("nb.views: at least one view is needed")
+    if len({v.name for v in out}) != len(out):
+        from vocalprint.config import ConfigError
+
+        raise ConfigError(f"nb.views: a view is listed twice in {cfg.views}")
+    return out
+
+
+def tokens_cfg(v: View, cfg: NBConfig):
+    """The :class:`~vocalprint.config.TokensConfig` of view ``v``'s codebook and frame features."""
+    from vocalprint.config import TokensConfig
+
+    return TokensConfig(k=v.k, frame_norm="standardize", median_sub=True, pca_dim=0,
+                        sample_frames=cfg.sample_frames, seed=v.seed)
+
+
+def view_front_ends(vs: list[View]) -> tuple[str, ...]:
+    """The front ends (``logmel``, ``pcen``, in that order) the views ``vs`` read."""
+    return tuple(f for f in ("logmel", "pcen") if any(v.frontend == f for v in vs))
+
+
+def front_ends(x: np.ndarray, *, sr: int, cfg: "MelConfig", which=("logmel", "pcen")) -> dict[str, np.ndarray]:
+    """dB log-Mel (as :func:`vocalprint.audio.mel.logmel` with ``frontend="logmel"``) and/or PCEN
+    (as with ``frontend="pcen"``) frames [t, n_mels] float32 of ``x``, from one shared STFT."""
+    import librosa
+
+    from vocalprint.audio.mel import mel_basis
+
+    basis = mel_basis(sr, cfg)
+    x = np.asarray(x, np.float32)
+    if x.size < cfg.n_fft // 2 + 1:
+        x = np.pad(x, (0, cfg.n_fft // 2 + 1 - x.size))
+    with warnings.catch_warnings():  # a clip shorter than n_fft: padded as mel.logmel pads it
+        warnings.filterwarnings("ignore", message="n_fft=.*too large")
+        s = basis @ (np.abs(librosa.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop, center=True)) ** 2)
+    out = {}
+    if "logmel" in which:
+        out["logmel"] = np.ascontiguousarray((10.0 * np.log10(np.maximum(s, 1e-10))).T, dtype=np.float32)
+    if "pcen" in which:
+        out["pcen"] = np.ascontiguousarray(librosa.pcen(s * (2**31), sr=sr, hop_length=cfg.hop).T, dtype=np.float32)
+    return out
+
+
+def features(frames: np.ndarray, v: View, tcfg) -> np.ndarray:
+    """View ``v``'s codebook features of front-end frames [t, n_mels]: its bands, normalised as ``tcfg``."""
+    from vocalprint.tokens.codebook import frame_features
+
+    return frame_features(np.asarray(frames, np.float32)[:, v.lo:v.hi], cfg=tcfg)
+
+
+def encode(index, feats: np.ndarray) -> np.ndarray:
+    """Nearest-centroid ids [t] uint16 of feature rows [t, d] with a faiss index."""
+    if len(feats) == 0:
+        return np.zeros(0, np.uint16)
+    _, ids = index.search(np.ascontiguousarray(feats, np.float32), 1)
+    return ids[:, 0].astype(np.uint16)
