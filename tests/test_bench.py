@@ -2,6 +2,8 @@
 demo's solution, JSON and plot written."""
 from __future__ import annotations
 
+import os
+
 import json
 
 from vocalprint.tools import bench
@@ -27,5 +29,6 @@ def test_bench_measures_each_model_with_one_and_two_workers(trained, small_cfg, 
 def test_warm_workers_runs_the_model_in_a_fresh_pool(trained, small_cfg):
     root, ds = trained[0], trained[1]
     pred = models.predictor(small_cfg, ds, root, "melstats-linear")
-    bench.warm_workers(pred, 2)  # the predictor pickles and runs in the worker processes
-    bench.warm_workers(pred, 1)  # one worker is this process
+    pids = bench.warm_workers(pred, 2)  # the predictor pickles and runs in the worker processes
+    assert pids and os.getpid() not in pids and len(pids) <= 2
+    assert bench.warm_workers(pred, 1) == [os.getpid()]  # one worker is this process

@@ -149,7 +149,9 @@ def _sub():
 
 def test_validator_accepts_good_file():
     ids, df = _sub()
-    validate(df, row_ids_expected=ids, species=["s1", "s2"])
+    before = df.copy()
+    assert validate(df, row_ids_expected=ids, species=["s1", "s2"]) is None  # raises on any problem
+    assert df.equals(before)  # and leaves the frame alone
 
 
 @pytest.mark.parametrize("breakage,message", [

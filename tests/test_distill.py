@@ -298,7 +298,8 @@ def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:
     np.testing.assert_array_equal(b[0][1], -20.0)  # the row not hit is untouched
     np.testing.assert_array_equal(b[2][0], [1.0, 2.0])  # teacher logits: max
     assert np.isnan(b[3][0]).all() and np.isnan(b[1][0]).all() and np.isnan(b[4][0]).all()
-    np.testing.assert_array_equal(b[3][1], [0.0, 0.0]) and np.testing.assert_array_equal(b[1][1], 1.0)
+    np.testing.assert_array_equal(b[3][1], [0.0, 0.0])
+    np.testing.assert_array_equal(b[1][1], 1.0)
 
 
 def test_band_norm_channel_removes_each_bands_level_and_exports(data: dict, tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ def test_window_scores_top_k_and_smoothing():
     np.testing.assert_allclose(w1[:, 0], [9.0, 0.0, 0.0])
     s = nb_table.smooth(fs, 3)
     np.testing.assert_allclose(s[6, 0], (6 + 0 + 9) / 3)
-    np.testing.assert_allclose(s[0, 0], 0.0) and np.testing.assert_allclose(s[19, 1], 0.0)
+    np.testing.assert_allclose(s[0, 0], 0.0)
+    np.testing.assert_allclose(s[19, 1], 0.0)
     np.testing.assert_allclose(s[14:17, 1], [4 / 3] * 3)
     np.testing.assert_allclose(s.sum(0)[1], 4.0)  # interior spike spreads, mass kept
     ws = nb_table.window_scores(fs, b, top_k=3, width=3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -60,10 +61,10 @@ def _warm(pred, i: int) -> int:
 
     pred.predict(np.zeros(int(pred.cfg.audio.sr * pred.cfg.audio.window_s), np.float32), 1, {})
     time.sleep(0.2)  # let the other workers take the remaining tasks
-    return i
+    return os.getpid()
 
 
-def warm_workers(pred, n_jobs: int) -> None:
+def warm_workers(pred, n_jobs: int) -> list[int]:
     """Pay the one-off start-up of ``pred`` untimed: in this process (1 worker), or in a fresh pool
     of ``n_jobs`` worker processes that the timed run then reuses.
 
@@ -71,16 +72,15 @@ def warm_workers(pred, n_jobs: int) -> None:
     end of its next task, so warming the old pool can leave a cold worker for the timed run; on the
     32-minute dev set one cold worker's first Mel alone made the student look slower with 2 workers
     than with 1 (Mel 0.12-0.15 against 0.03 CPU-s per audio minute); over 700 test minutes it is
-    noise."""
+    noise. Returns the process ids that ran the warm-up."""
     if n_jobs <= 1:
-        _warm(pred, 0)
-        return
+        return [_warm(pred, 0)]
     from joblib.externals.loky import get_reusable_executor
 
     from vocalprint.core.parallel import map_files
 
     get_reusable_executor(max_workers=n_jobs).shutdown(wait=True)
-    map_files(_warm, [(pred, i) for i in range(4 * n_jobs)], n_jobs=n_jobs, progress=False)
+    return sorted(set(map_files(_warm, [(pred, i) for i in range(4 * n_jobs)], n_jobs=n_jobs, progress=False)))
 
 
 def measure(cfg: Config, ds: Dataset, pred, out_dir: Path, *, n_jobs: int) -> dict:

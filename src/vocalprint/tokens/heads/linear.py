@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vocalprint.core.numeric import sigmoid
+
 from .base import learnable, prior
 
 
@@ -34,4 +36,4 @@ class LinearHead:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """[n, d] -> [n, n_species] probabilities."""
-        return (1.0 / (1.0 + np.exp(-np.clip(self.decision(x), -50, 50)))).astype(np.float32)
+        return sigmoid(self.decision(x))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vocalprint.core.numeric import sigmoid
+
 from vocalprint.tokens.nb.table import window_scores
 from vocalprint.tokens.nb.views import View, encode, features, front_ends, tokens_cfg, view_front_ends
 
@@ -78,7 +80,7 @@ class NBPredictor:
         bounds = frame_windows(t, n=n, sr=c.audio.sr, hop=c.mel.hop, window_s=c.audio.window_s)
         s = window_scores(fs, bounds, top_k=nb.top_k, width=nb.smooth_frames)
         z = (s - self.calib["mean"]) / self.calib["scale"]
-        p = (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
+        p = sigmoid(z)
         clk.lap("head")
         return p
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vocalprint.core.numeric import sigmoid
+
 
 def smooth(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average over time (axis 0) of ``x`` [t, ...], ``width`` frames (shrinking at
@@ -69,7 +71,7 @@ def taught_targets(frame_targets: np.ndarray, teacher_prob: np.ndarray, *, weigh
 def teacher_probs(logits: np.ndarray) -> np.ndarray:
     """Sigmoid of teacher logits, NaN kept (species the teacher does not know)."""
     lo = np.asarray(logits, np.float64)
-    return (1.0 / (1.0 + np.exp(-np.clip(lo, -50, 50)))).astype(np.float32)
+    return sigmoid(lo)
 
 
 def clip_targets(active: np.ndarray, label_row: np.ndarray) -> np.ndarray:
