@@ -126,7 +126,7 @@ kaggle: $(STAMP) $(if $(BUNDLES),,bundle) ## wheels + bundles (BUNDLES, or MODEL
 	$(if $(BUNDLES),,$(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(error make kaggle: DATA_DIR is the demo set; give DATA_DIR=<competition data> or BUNDLES=<bundle folders>)))
 	$(VENV)/bin/python -m vocalprint.tools.kaggle build --out $(KAGGLE_OUT) \
 		--bundle $(if $(BUNDLES),$(BUNDLES),$(ARTIFACTS)/bundles/$(MODEL)) --py $(KAGGLE_PY) \
-		$(if $(KAGGLE_USER),--user $(KAGGLE_USER),)
+		$(if $(KAGGLE_USER),--user $(KAGGLE_USER),) $(if $(filter $(DEMO_DIR),$(DATA_DIR)),,--taxonomy $(DATA_DIR))
 
 test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)

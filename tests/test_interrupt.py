@@ -1,4 +1,4 @@
-"""Interrupted runs (issue 9): SIGKILL stages and ``submit`` at random moments, then resume.
+"""Interrupted runs: SIGKILL stages and ``submit`` at random moments, then resume.
 
 Every kill hits the whole process group (the CLI and its joblib workers). After each kill: every
 finished stage folder is complete and matches its checksums, the submission is absent, the old one,

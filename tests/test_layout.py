@@ -187,7 +187,7 @@ def test_a_changed_field_changes_its_key():
 
 # -------------------------------------------------------------------------------- old bundles
 
-LEGACY = REPO / "tests" / "data" / "legacy_bundles"
+LEGACY = REPO / "tests" / "fixtures" / "legacy_bundles"
 
 
 @pytest.mark.parametrize("model", ["loudness", "melstats-lgbm", "ensemble"])

@@ -1,4 +1,4 @@
-"""Offline (issue 9): training and inference make no network call (a Kaggle kernel has no internet).
+"""Offline: training and inference make no network call (a Kaggle kernel has no internet).
 
 A ``sitecustomize.py`` first on ``PYTHONPATH`` replaces the socket connect functions and name
 resolution in every Python process of the run (joblib's loky workers inherit the environment) with

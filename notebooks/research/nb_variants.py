@@ -1,4 +1,4 @@
-"""Two ideas tried on top of ``tokens-nb`` (2 views) that did not help (README, issue-4 table):
+"""Two ideas tried on top of ``tokens-nb`` (2 views) that did not help (docs/results.md, "Making the tokens good"):
 tables smoothed over nearest tokens (in Word2Vec space, and in centroid space as a control), and
 a head stacked on the per-species window scores, trained on fresh synthetic mixes.
 

@@ -1,4 +1,4 @@
-"""Issue 4, item 5: could a CNN over token vectors replace the Mel CNN? The student network
+"""Could a CNN over token vectors replace the Mel CNN? The student network
 (``distill``, default here width 32) trained on the teacher-labelled mixes only (the ``tmixes``
 stage, built first when missing), its input either the log-Mel frames (control) or each frame
 replaced by its nearest of ``--k`` K-means centroids of raw log-Mel frames (whole-frame tokens

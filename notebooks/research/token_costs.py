@@ -1,5 +1,5 @@
 """CPU-seconds per audio minute of inference for tokens-nb variants and BirdNET zero-shot, in one
-process and one run (the cost column of the README's issue-4 table).
+process and one run (the cost column of docs/results.md's token table).
 
     PYTHONPATH=src .venv/bin/python notebooks/research/token_costs.py --data ../shared/data/dev \
         --artifacts artifacts --variant 2-view=nb.views=logmel,pcen --variant 4-view=

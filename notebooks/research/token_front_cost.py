@@ -1,4 +1,4 @@
-"""Issue 4: what the token front costs in TFLite. One untrained student per variant (weights do not
+"""What the token front costs in TFLite. One untrained student per variant (weights do not
 change the cost), exported as the student stage exports it (int8 weights for the token front, full
 int8 for the Mel student), run with one thread on 25 windows of 312 x 128 random dB frames (about one
 audio minute with ± 2.5 s shifts: 2n + 1 windows for n = 12 rows). Prints seconds per 25 windows,

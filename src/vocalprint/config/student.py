@@ -19,18 +19,18 @@ class StudentConfig:
     feeding the heads. Defaults: 1,365,373 weights when training with 29 species (1,102,205 in
     the exported inference graph; the 1024-d ``emb_proj`` is 263k of the rest), times
     ``members`` (2) students averaged at inference. Width 48 and 12,000 mixes replaced width 32
-    and 6,000 (dev AUC 0.847 -> 0.867, README).
+    and 6,000 (dev AUC 0.847 -> 0.867, docs/results.md).
     """
 
     width: int = 48
     depth: int = 4
     # "mel": the 2-D CNN over log-Mel windows; "tokens": a CNN over the window's vocalprint
-    # tokens (issue 4, item 5; MODEL=tokens-cnn; ``token_body``). Every frame becomes the nearest centroid of each
+    # tokens (MODEL=tokens-cnn; ``token_body``). Every frame becomes the nearest centroid of each
     # of several Faiss K-means codebooks fitted on the training windows (the assignment runs in the
     # graph): one per group of ``n_mels / token_groups`` adjacent bands (``token_k``) and,
     # optionally, one over whole frames (``token_k_frame``, spectral shape: each frame
     # standardised; 0 = none). Each token id is a learned ``token_dim`` vector (twice that for
-    # whole frames). Defaults, the best of the recipes tried on the dev set (README, "Making the
+    # whole frames). Defaults, the best of the recipes tried on the dev set (docs/results.md, "Making the
     # tokens good"): 32 groups of 4 bands, K = 16 each, no whole-frame codebook (one member 0.864,
     # against 0.794 for 16 groups of K = 256 with a whole-frame K = 1,024, at about 2/5 of the cost)
     front: str = "mel"
@@ -46,7 +46,7 @@ class StudentConfig:
     # residual quantisation: stage s + 1 of every codebook (K centroids again) quantises what
     # stage s left of the frame's features; a codebook's token vector is the sum of its stages'
     # learned vectors. S stages of K give K^S cells for S x K distances per frame (one codebook of
-    # K^S cells needs K^S distances). 2 stages scored below 1 on dev (README)
+    # K^S cells needs K^S distances). 2 stages scored below 1 on dev (docs/results.md)
     token_stages: int = 1
     # "1d": a 1-D CNN over time of the frames' concatenated token vectors; "2d": the Mel student's
     # 2-D body over a [time, band group] image of the groups' token vectors (the whole-frame
@@ -71,7 +71,7 @@ class StudentConfig:
     # students trained on the same windows from different initial weights and batch orders
     # (member j trains with seed + 1000 j); inference averages their logits. Each member is its own
     # cached stage, so raising this trains only the new members. Two members: dev AUC 0.894 and
-    # 0.897 for two seeds, against 0.867-0.899 for four lone students (README)
+    # 0.897 for two seeds, against 0.867-0.899 for four lone students (docs/results.md)
     members: int = 2
     w_emb: float = 1.0
     w_soft: float = 1.0

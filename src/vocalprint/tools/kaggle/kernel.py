@@ -156,6 +156,8 @@ def kernel_install(wheels: Path, site: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheels),
            "--target", str(site), "--disable-pip-version-check", "--progress-bar", "off",
            "-c", str(wheels / "constraints.txt"), "-r", str(wheels / "requirements.txt")]
+    if not marker.get("dependencies"):  # the wheel declares its dependencies; the image provides them
+        cmd.insert(4, "--no-deps")
     t0 = time.monotonic()
     kernel_run(cmd, env=env)
     done.write_text(json.dumps(stamp))

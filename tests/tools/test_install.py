@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAINING_ONLY = ("tensorflow", "keras", "gensim", "matplotlib")
 
 

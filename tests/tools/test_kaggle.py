@@ -20,7 +20,7 @@ import pytest
 from vocalprint.tools import kaggle as K
 from vocalprint.tools.kaggle import wheels as W
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Wheels are ~0.2 GB: kept across test runs (and CI runs on the same machine), keyed by requirement hash.
 WHEEL_CACHE = Path(os.environ.get("VOCALPRINT_WHEEL_CACHE", "~/.cache/vocalprint-wheels-test")).expanduser()
 KAGGLE_PY = os.environ.get("KAGGLE_PY", K.KAGGLE_PY)

@@ -1,6 +1,6 @@
-"""Hostile input: damaged audio, odd rates and lengths, broken CSVs (issue 9).
+"""Hostile input: damaged audio, odd rates and lengths, broken CSVs.
 
-A copy of a small demo set is damaged in every way listed in the issue and run through the CLI
+A copy of a small demo set is damaged in every way a competitor's data can be and run through the CLI
 (``train`` then ``submit``) as a user would: damaged training files are skipped with a warning that
 names them (and counted in the mels manifest), every test soundscape still gets its rows, and a
 structural problem stops with one ``<stage> failed: <file>: <problem>`` line and exit code 2.
@@ -110,7 +110,7 @@ def cli(stage: str, data: Path, art: Path, *extra: str, env: dict | None = None,
 
 # ------------------------------------------------------------------------------ the damaged data set
 def build_damaged(demo: Path, root: Path) -> dict:
-    """Damage a copy of ``demo`` in every way of the issue; return what each file should do."""
+    """Damage a copy of ``demo`` in every way listed below; return what each file should do."""
     root = copy_demo(demo, root)
     rng = np.random.default_rng(9)
     tr = pd.read_csv(root / "train.csv")
