@@ -35,6 +35,8 @@ KAGGLE_PY ?= 3.11
 PYTEST_ARGS ?=
 
 export DATA_DIR KAGGLE_PY
+# the checkout's code first, also in a venv made before vocalprint was installed into it
+export PYTHONPATH := $(CURDIR)/src
 RUN = $(VENV)/bin/python -m vocalprint
 STAGE = $(RUN) $(1) --data $(DATA_DIR) --model $(MODEL) --artifacts $(ARTIFACTS) --set run.executor=$(EXECUTOR) \
 	$(if $(PERCH_DIR),--set teacher.perch_dir=$(PERCH_DIR),) $(ARGS)
@@ -49,12 +51,12 @@ TEACHER_CACHE := teacher teacher-model tmixes
 help: ## list the targets, variables and models
 	@echo "vocalprint - make TARGET [VARIABLE=value ...]"
 	@echo; echo "targets:"
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
 	@echo; echo "variables (current value in brackets):"
 	@grep -E '^## [A-Z_]+ ' $(MAKEFILE_LIST) | sed -E 's/^## //' | while read -r name text; do \
-		printf "  %-12s %s [%s]\n" "$$name" "$$text" "$$($(MAKE) -s --no-print-directory print-$$name)"; done
+		printf "  %-16s %s [%s]\n" "$$name" "$$text" "$$($(MAKE) -s --no-print-directory print-$$name)"; done
 	@echo; echo "models (MODEL=):"
-	@if [ -x $(VENV)/bin/python ]; then $(RUN) models; else echo "  (run make venv first to list them)"; fi
+	@if [ -x $(VENV)/bin/python ]; then VOCALPRINT_LOG=WARNING $(RUN) models; else echo "  (run make venv first to list them)"; fi
 
 print-%:
 	@echo '$($*)'

@@ -1,0 +1,110 @@
+"""The model registry is the one list of models: the CLI, make help, bench and bundles read it;
+the configuration is validated when loaded; `config show` prints it."""
+from __future__ import annotations
+
+import ast
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_env
+from vocalprint import config as C
+from vocalprint import models
+from vocalprint.core.progress import LogProgress, progress_bar
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vocalprint", *args], env=run_env(), capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+
+
+def test_registry_entries_are_consistent():
+    assert models.NAMES == tuple(models.MODELS) and len(set(models.NAMES)) == len(models.NAMES)
+    assert set(models.BENCH_DEFAULT) <= set(models.NAMES) and "ensemble" not in models.BENCH_DEFAULT
+    for name, spec in models.MODELS.items():
+        assert spec.name == name and spec.family in ("tokens", "teacher", "student", "serving")
+        assert spec.bundle in ("none", "tflite", "members")
+    assert models.get("tokens-cnn").configure(C.Config()).distill.front == "tokens"
+    assert models.get("perch-probe").configure(C.Config()).teacher.model == "perch"
+    assert models.get("student").configure(C.Config()) == C.Config()
+    with pytest.raises(C.ConfigError, match="unknown model 'nope'; choose from loudness"):
+        models.get("nope")
+
+
+def test_no_other_module_lists_model_names():
+    """A tuple, list or set literal holding two or more model names anywhere but models.py is a
+    second registry."""
+    names = set(models.NAMES)
+    offenders = []
+    for path in (REPO / "src" / "vocalprint").rglob("*.py"):
+        if path.name == "models.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                hits = [e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in names]
+                if len(hits) >= 2:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {hits}")
+    assert not offenders, offenders
+
+
+def test_cli_lists_and_validates_models():
+    r = _cli("models")
+    assert r.returncode == 0 and r.stdout.strip() == models.help_table().strip()
+    r = _cli("submit", "--model", "nope", "--data", str(REPO / "no-such-data"))
+    assert r.returncode == 2 and "choose from loudness" in r.stderr
+    r = _cli("submit", "--model", "ensemble", "--set", "submit.members=tokens-nb,nope", "--data", str(REPO / "x"))
+    assert r.returncode == 2 and "unknown model 'nope'" in r.stderr  # before any work
+
+
+def test_make_help_lists_targets_variables_and_models():
+    r = subprocess.run(["make", "-s", "-C", str(REPO), "help"], capture_output=True, text=True, timeout=120,
+                       env=run_env())
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for target in ("submit", "evaluate", "kaggle", "clean-all"):
+        assert f"\n  {target} " in out
+    for var in ("DATA_DIR", "MODEL", "BUDGET_MIN", "BUNDLES", "KAGGLE_USER"):
+        assert f"\n  {var} " in out
+    if "run make venv first" not in out:
+        for name in models.NAMES:
+            assert f"\n  {name} " in out
+
+
+@pytest.mark.parametrize("setting,allowed", [
+    ("submit.combine=foo", "mean, logit"), ("mel.frontend=cqt", "logmel, pcen"),
+    ("distill.token_body=3d", "1d, 2d"), ("nb.views=logmel,mfcc", "logmel, pcen, pcen1, subbands"),
+    ("teacher.variant=int4", "fp32, float16"), ("run.executor=spark", "local, dask-local, dask"),
+])
+def test_enum_values_are_validated_when_loaded(setting, allowed):
+    with pytest.raises(C.ConfigError, match=allowed):
+        C.load(None, [setting])
+
+
+def test_config_show_prints_the_resolved_config_and_refuses_bad_values():
+    import yaml
+
+    r = _cli("config", "show", "--model", "tokens-cnn", "--set", "tokens.k=77")
+    assert r.returncode == 0, r.stderr
+    shown = yaml.safe_load(r.stdout)
+    assert shown["tokens"]["k"] == 77 and shown["distill"]["front"] == "tokens"
+    assert shown["submit"]["model"] == "tokens-cnn"
+    r = _cli("config", "show", "--set", "submit.combine=foo")
+    assert r.returncode == 2 and "choose from mean, logit" in r.stderr
+
+
+def test_progress_logs_at_least_every_interval_off_a_terminal(caplog):
+    t = [0.0]
+    bar = LogProgress(10, desc="teacher cache", every_s=30.0, clock=lambda: t[0])
+    with caplog.at_level(logging.INFO, logger="vocalprint.progress"):
+        for i in range(10):
+            t[0] += 10.0  # 10 s per item
+            bar.update()
+        bar.set_postfix(loss=0.5)
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4  # after 30, 60, 90 s, and the closing line
+    assert lines[0].startswith("teacher cache: 3/10 (30 %), 30 s elapsed, ETA 70 s")
+    assert lines[-1].startswith("teacher cache: 10/10 (100 %)") and "loss=0.5" in lines[-1]
+    assert isinstance(progress_bar(3, desc="x"), LogProgress)  # pytest's stderr is not a terminal
