@@ -77,7 +77,8 @@ def _run(args) -> int:
     model = cfg.submit.model
     from vocalprint import models
 
-    for m in (model, *cfg.submit.fallback, *cfg.submit.members):  # every model name, before any work
+    last = (cfg.submit.last_resort,) if cfg.submit.last_resort else ()
+    for m in (model, *cfg.submit.fallback, *cfg.submit.members, *last):  # every model name, before any work
         models.get(m)
     if args.stage == "config":
         import yaml
@@ -142,8 +143,16 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
             for p in preds:  # the bundle's model config, this run's budget and worker settings
                 p.cfg = dataclasses.replace(p.cfg, submit=cfg.submit, run=cfg.run)
             cfg = preds[0].cfg
+            if cfg.submit.last_resort == "loudness" and all(p.name != "loudness" for p in preds):
+                from vocalprint.tokens.predictor import LoudnessPredictor  # needs no training data
+
+                last = LoudnessPredictor(cfg=cfg, species=list(preds[0].species))
+                last.prior = getattr(preds[0], "prior", None)
+                preds.append(last)
         else:
             chain = [model, *[m for m in cfg.submit.fallback if m != model]]
+            if cfg.submit.last_resort and cfg.submit.last_resort not in chain:
+                chain.append(cfg.submit.last_resort)
             preds = [models.predictor(cfg, ds, root, m) for m in chain]
         out = Path(args.out or "submission/submission.csv")
         rep = submit.run(cfg, ds, preds, out, cores=args.cores, hard_deadline=True)

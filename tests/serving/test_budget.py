@@ -79,6 +79,26 @@ def test_stops_before_deadline_and_fills_with_prior(demo_dir, tmp_path):
     np.testing.assert_allclose(rows.iloc[0, 1:].to_numpy(float), prior, rtol=1e-4)
 
 
+def test_a_budget_no_model_fits_still_predicts_with_the_last_resort(demo_dir, tmp_path):
+    """Chain [too slow, loudness]: every file gets real scores (the fastest real model, one decode and
+    Mel per file), none the prior, and the windows rank better than chance."""
+    from vocalprint.core.metrics import macro_auc
+    from vocalprint.data import dataset
+    from vocalprint.tokens.predictor import LoudnessPredictor
+
+    ds = dataset.load(demo_dir)
+    clk = Clock()
+    cfg = _cfg(budget_min=0.25)  # 15 s for the demo's test minutes
+    slow = FakeModel("slow", ds.species, cfg, clk, cost=60.0, value=0.9)  # a minute per audio minute
+    last = LoudnessPredictor(cfg=cfg, species=list(ds.species))
+    rep = submit.run(cfg, ds, [slow, last], tmp_path / "s.csv", clock=clk)
+    assert not rep["fallback_files"] and rep["predicted_files"] == rep["files"]
+    assert rep["last_resort"]["files"] == rep["files"] and rep["stopped"]  # scored first; slow then ran out
+    assert set(rep["models_used"]) == {"slow", "loudness"}
+    auc, _ = macro_auc(pd.read_csv(demo_dir / "solution.csv"), pd.read_csv(tmp_path / "s.csv"))
+    assert auc > 0.55
+
+
 def test_ensemble_averages_members(demo_dir):
     from vocalprint.data import dataset
 

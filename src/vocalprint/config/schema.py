@@ -131,6 +131,9 @@ class SubmitConfig:
     budget_min: float = 90.0
     safety: float = 0.85  # plan to finish within this share of the budget
     fallback: tuple[str, ...] = ()  # cheaper models to switch to, in order
+    # the last model of the fallback chain, before the prior: the fastest real model (one decode and
+    # Mel per file, nothing trained), so a budget that fits no other model still ranks windows; "" = none
+    last_resort: str = "loudness"
     smooth: float = 0.0  # weight of neighbouring windows (0 = off)
     file_max: float = 0.0  # blend of each species' maximum over the file into every row (0 = off)
     student_shift_s: float = 2.5  # MODEL=student: each row takes the max over its window shifted by -/+ this (0 = off)

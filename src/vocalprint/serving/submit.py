@@ -51,6 +51,26 @@ def _isolated(run_chunk, task: tuple) -> tuple[np.ndarray | None, dict, str, flo
         return None, {}, f"{task[1]}: the worker predicting it died ({type(e).__name__})", 0.0
 
 
+def _insure(pred, files: list, run_chunk, workers: int, budget: Budget, preds: dict, used: dict,
+            species: list[str], fill: np.ndarray, cfg: Config, *, margin_s: float) -> dict:
+    """Score every file with the last-resort model first (while the budget allows); returns what it
+    did for the timing report. Its time is kept out of the chosen model's rates."""
+    t0, done, todo = budget.elapsed, 0, list(files)
+    while todo:
+        chunk, todo = todo[:2 * workers], todo[2 * workers:]
+        if not budget.can_afford(sum(n * cfg.audio.window_s for _, n in chunk), margin_s=margin_s):
+            break
+        for (p, _), (probs, _, err, secs) in zip(chunk, run_chunk(_predict_file, [(pred, p, n) for p, n in chunk])):
+            if probs is not None:
+                preds[p.stem] = postprocess(to_columns(probs, pred.species, species, fill), cfg.submit)
+                used[p.stem] = pred.name
+                done += 1
+            budget.observe(secs)
+    log.info("submit: last resort %s scored %d of %d files in %.1f s", pred.name, done, len(files),
+             budget.elapsed - t0)
+    return {"model": pred.name, "files": done, "elapsed_s": round(budget.elapsed - t0, 2)}
+
+
 def fallback_prior(ds: Dataset, pred) -> np.ndarray:
     """Per-species score for rows no model predicted: the training label rate (from the data, else
     the one stored with the model, else 0.01), in the submission's column order."""
@@ -146,12 +166,19 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                 child.kill()
             os._exit(0)
 
-        watchdog = threading.Timer(max(0.0, budget.left - 10.0), fire)
+        # 10 s before the end, less for a tiny budget (a fifth of it), never less than 3 writes
+        margin = max(3 * write_s + 0.5, min(10.0, 0.2 * budget.budget_s))
+        watchdog = threading.Timer(max(0.0, budget.left - margin), fire)
         watchdog.daemon = True
         watchdog.start()
 
     from vocalprint.core.parallel import chunk_runner
 
+    # the chain's last resort (submit.last_resort, e.g. loudness: one decode and Mel per file) runs
+    # first over every file, so files the chosen model never reaches get real scores, not the prior
+    insurance = None
+    if len(predictors) > 1 and cfg.submit.last_resort and predictors[-1].name == cfg.submit.last_resort:
+        insurance, predictors = predictors[-1], predictors[:-1]
     n_jobs = max(1, cfg.run.n_jobs)
     audio_left = sum(n * cfg.audio.window_s for _, n in files)
     switches, times, audio_s = [], {}, 0.0
@@ -159,13 +186,23 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
     last_ckpt = budget.elapsed
     bar = progress_bar(len(files), desc=f"submit {predictors[0].name}", enabled=cfg.run.progress)
     stopped = ""
+    last_resort = {}
     with chunk_runner(n_jobs) as (run_chunk, workers):
+        if insurance is not None:
+            last_resort = _insure(insurance, files, run_chunk, workers, budget, preds, used, species,
+                                  fallback, cfg, margin_s=max(5.0, 3 * write_s))
+            S.write(assemble(), out, row_ids_expected=ids, species=species)
+            budget.reset_rate()
         while todo:
-            chunk, todo = todo[: 2 * workers], todo[2 * workers:]
+            # the first chunk holds one file per worker: the first rate (and the decision to switch
+            # to a cheaper model) comes as early as possible
+            size = workers if not budget.seconds_per_audio_s() else 2 * workers
+            chunk, todo = todo[:size], todo[size:]
             chunk_audio = sum(n * cfg.audio.window_s for _, n in chunk)
             if not budget.can_afford(chunk_audio, margin_s=max(5.0, 3 * write_s)):
                 stopped = (f"stopped at {budget.elapsed:.0f} s of {budget.budget_s:.0f} s: the next "
-                           f"{len(chunk) + len(todo)} files would not fit; they get the prior")
+                           f"{len(chunk) + len(todo)} files would not fit; they keep "
+                           + (f"{insurance.name}'s scores" if insurance is not None else "the prior"))
                 log.warning("submit: %s", stopped)
                 break
             pred = predictors[level]
@@ -215,7 +252,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
         "files": len(files), "rows": len(ids), "predicted_files": len(preds),
         "fallback_files": sorted(set(p.stem for p, _ in files) - set(preds)),
         "reasons": reasons, "switches": switches, "stopped": stopped,
-        "budget_s": budget.budget_s, "elapsed_s": round(total, 2), "n_jobs": n_jobs,
+        "budget_s": budget.budget_s, "elapsed_s": round(total, 2), "n_jobs": n_jobs, "last_resort": last_resort,
         "audio_minutes": round(minutes, 3),
         "seconds": {k: round(v, 3) for k, v in times.items()},
         "cpu_seconds_per_audio_minute": {k: round(v / minutes, 4) for k, v in times.items()} if minutes else {},
