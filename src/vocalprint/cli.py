@@ -172,41 +172,9 @@ def _warn_species(bundle: str, have: list[str], want: list[str]) -> None:
 
 
 def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:
-    import pandas as pd
+    from vocalprint.tools.evaluate import evaluate, summary
 
-    from vocalprint.core.artifacts import atomic_path, write_json
-    from vocalprint.core.metrics import macro_auc
-
-    sol = data_root / "solution.csv"
-    if not sol.is_file():
-        raise FileNotFoundError(f"{sol}: no solution.csv to score against")
-    if not sub.is_file():
-        raise FileNotFoundError(f"{sub}: no submission (run make submit first)")
-    auc, per = macro_auc(pd.read_csv(sol), pd.read_csv(sub))
-    timing = sub.with_name("timing.json")
-    t = json.loads(timing.read_text()) if timing.is_file() else {}
-    if t.get("model") and t["model"] != model:
-        log.warning("evaluate: %s was written by model %s, not %s; naming the result after %s",
-                    sub, t["model"], model, t["model"])
-        model = t["model"]
-    from vocalprint.core.metrics import group_auc
-
-    tax = data_root / "taxonomy.csv"
-    classes = {}
-    if tax.is_file():
-        tx = pd.read_csv(tax)
-        if "class_name" in tx.columns:
-            classes = dict(zip(tx["primary_label"].astype(str), tx["class_name"].astype(str)))
-    res = {"model": model, "data": str(data_root), "macro_auc": auc, "n_species_scored": len(per),
-           "per_class": group_auc(per, classes), "per_species": per, "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
-           "projection_700_min": t.get("projection_700_min")}
-    write_json(root / "metrics" / f"{model}.json", res)
-    import shutil
-
-    with atomic_path(root / "metrics" / f"{model}.csv") as tmp:  # per-window scores for the notebooks
-        shutil.copyfile(sub, tmp)
-    by_class = ", ".join(f"{k} {v:.4f}" for k, v in res["per_class"].items())
-    print(f"{model}: macro ROC-AUC {auc:.4f} over {len(per)} species ({data_root})" + (f"; {by_class}" if by_class else ""))
+    print(summary(evaluate(data_root, sub, model, root)))
     return 0
 
 

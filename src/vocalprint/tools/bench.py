@@ -93,7 +93,13 @@ def measure(cfg: Config, ds: Dataset, pred, out_dir: Path, *, n_jobs: int) -> di
         rep = submit.run(c, ds, [pred], out)
     rep["peak_rss_gib"] = round(mem.peak / 2**30, 3)
     if ds.solution_path.is_file():
-        rep["macro_auc"] = macro_auc(pd.read_csv(ds.solution_path), pd.read_csv(out))[0]
+        from vocalprint.core.metrics import group_auc
+        from vocalprint.tools.evaluate import taxon_groups, teacher_groups
+
+        rep["macro_auc"], per = macro_auc(pd.read_csv(ds.solution_path), pd.read_csv(out))
+        tax = pd.read_csv(ds.root / "taxonomy.csv")
+        rep["per_class"] = group_auc(per, taxon_groups(tax))
+        rep["per_teacher"] = group_auc(per, teacher_groups(tax))
     return rep
 
 
@@ -113,6 +119,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, root: Path) -> dict:
         wall1, wall2 = r1["elapsed_s"] / mins, r2["elapsed_s"] / mins
         rows.append({
             "model": pred.name, "audio_minutes": mins, "macro_auc": r1.get("macro_auc"),
+            "per_class": r1.get("per_class", {}), "per_teacher": r1.get("per_teacher", {}),
             "cpu_s_per_min": {k: round(v, 4) for k, v in cpu.items()},
             "wall_s_per_min_1_worker": round(wall1, 4), "wall_s_per_min_2_workers": round(wall2, 4),
             "speedup_2_workers": round(wall1 / wall2, 3),
@@ -137,8 +144,10 @@ def table(rows: list[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         auc = f"{r['macro_auc']:.4f}" if r["macro_auc"] is not None else "-"
+        groups = {**r.get("per_class", {}), **r.get("per_teacher", {})}
         lines.append(f"{r['model']:<20}{auc:>8}{r['wall_s_per_min_1_worker']:>10.3f}{r['wall_s_per_min_2_workers']:>10.3f}"
-                     f"{r['projected_min_700_2_cores']:>13.1f}{r['projected_min_700_4_cores']:>8.1f}{r['peak_rss_gib']:>10.2f}")
+                     f"{r['projected_min_700_2_cores']:>13.1f}{r['projected_min_700_4_cores']:>8.1f}{r['peak_rss_gib']:>10.2f}"
+                     + ("  " + ", ".join(f"{k} {v:.3f}" for k, v in groups.items()) if groups else ""))
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vocalprint.core import artifacts as A
-from vocalprint.core.metrics import macro_auc
+from vocalprint.core.metrics import group_auc, macro_auc
 
 log = logging.getLogger(__name__)
 WEIGHTS = (0.25, 0.5, 0.75)
@@ -55,7 +55,7 @@ def combine(frames: list[pd.DataFrame], weights: list[float]) -> pd.DataFrame:
 
 
 def search(runs: dict, solution: pd.DataFrame, *, budget_min: float, safety: float = 0.85,
-           max_members: int = 3) -> list[dict]:
+           max_members: int = 3, classes: dict[str, str] | None = None) -> list[dict]:
     """Every candidate (members, weights, AUC, projected minutes), best first among those that fit."""
     names = sorted(runs)
     cands = []
@@ -64,8 +64,9 @@ def search(runs: dict, solution: pd.DataFrame, *, budget_min: float, safety: flo
             grids = [[1.0]] if k == 1 else ([[w, 1 - w] for w in WEIGHTS] if k == 2 else [[1.0] * k])
             minutes = sum(runs[m][1] for m in combo)  # upper bound: members share decoding and Mel
             for w in grids:
-                auc, _ = macro_auc(solution, combine([runs[m][0] for m in combo], w))
+                auc, per = macro_auc(solution, combine([runs[m][0] for m in combo], w))
                 cands.append({"members": list(combo), "weights": [round(x, 3) for x in w], "macro_auc": auc,
+                              "per_class": group_auc(per, classes or {}),
                               "projected_min_700_2_cores": round(minutes, 2),
                               "fits": minutes <= safety * budget_min})
     return sorted(cands, key=lambda c: (not c["fits"], -c["macro_auc"], c["projected_min_700_2_cores"]))
@@ -76,7 +77,12 @@ def run(data_root: Path, root: Path, *, budget_min: float, safety: float) -> Pat
     if not runs:
         raise FileNotFoundError(f"{root / 'metrics'}: no evaluated models for {data_root} "
                                 "(run make submit evaluate MODEL=... first)")
-    cands = search(runs, pd.read_csv(data_root / "solution.csv"), budget_min=budget_min, safety=safety)
+    from vocalprint.tools.evaluate import taxon_groups
+
+    tax = data_root / "taxonomy.csv"
+    classes = taxon_groups(pd.read_csv(tax)) if tax.is_file() else {}
+    cands = search(runs, pd.read_csv(data_root / "solution.csv"), budget_min=budget_min, safety=safety,
+                   classes=classes)
     best = cands[0]
     if not best["fits"]:
         log.warning("select: no combination fits %.0f min; choosing the fastest single model", budget_min)
@@ -91,6 +97,8 @@ def run(data_root: Path, root: Path, *, budget_min: float, safety: float) -> Pat
         tmp.write_text(f"# make select: macro AUC {best['macro_auc']:.4f} on {data_root}, "
                        f"{best['projected_min_700_2_cores']} min projected for 700 files on 2 cores\n"
                        + yaml.safe_dump(cfg, sort_keys=False))
-    print(f"selected {best['members']} weights {best['weights']}: AUC {best['macro_auc']:.4f}, "
-          f"{best['projected_min_700_2_cores']} min projected (budget {budget_min} min)")
+    by_class = ", ".join(f"{k} {v:.4f}" for k, v in best["per_class"].items())
+    print(f"selected {best['members']} weights {best['weights']}: AUC {best['macro_auc']:.4f}"
+          + (f" ({by_class})" if by_class else "")
+          + f", {best['projected_min_700_2_cores']} min projected (budget {budget_min} min)")
     return out / "selected.yaml"
