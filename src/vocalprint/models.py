@@ -24,7 +24,8 @@ class ModelSpec:
     """One model of the registry.
 
     ``family``: the package that owns its predictor (tokens, teacher, student, serving).
-    ``stages``: the artifact stages (folders under ``artifacts/``) it builds, in order.
+    ``stages``: the artifact stages (folders under ``artifacts/``) it may build, in order (``pseudo``
+    only with ``distill.rounds`` > 0).
     ``bundle``: what its bundle carries besides the pickled predictor (``none``, ``tflite``
     model files, ``members``' bundles). ``bench``: in ``make bench``'s default list.
     """
@@ -66,11 +67,12 @@ MODELS: dict[str, ModelSpec] = dict([
     _spec("perch-probe", "teacher", "logistic regression on Perch v2's embedding",
           TEACHER_CHAIN + ("train",), bundle="tflite", options=(("teacher", (("model", "perch"),)),)),
     _spec("student", "student", "distilled log-Mel CNNs (distill.members), int8 TFLite, +/- shifted windows",
-          TEACHER_CHAIN + ("tmixes", "student"), bundle="tflite", bench=True),
-    _spec("student-fp32", "student", "the same students as float32 TFLite", TEACHER_CHAIN + ("tmixes", "student"),
+          TEACHER_CHAIN + ("tmixes", "student", "pseudo"), bundle="tflite", bench=True),
+    _spec("student-fp32", "student", "the same students as float32 TFLite",
+          TEACHER_CHAIN + ("tmixes", "student", "pseudo"),
           bundle="tflite"),
     _spec("tokens-cnn", "student", "the student's CNN over 32 band-group token codebooks (K = 16 each)",
-          TEACHER_CHAIN + ("tmixes", "student"), bundle="tflite", bench=True,
+          TEACHER_CHAIN + ("tmixes", "student", "pseudo"), bundle="tflite", bench=True,
           options=(("distill", (("front", "tokens"),)),)),
     _spec("ensemble", "serving", "submit.members averaged (submit.weights; submit.combine mean or logit)", (),
           bundle="members"),

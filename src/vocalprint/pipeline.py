@@ -53,11 +53,12 @@ def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
 
 
 def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
-    """The student's stage folders: one per member of ``distill.members``."""
-    from vocalprint.student import stage as student
+    """The student's stage folders: one per member of ``distill.members``, of the last
+    self-training round (``distill.rounds``; 0: the distilled students alone)."""
+    from vocalprint.student import rounds
 
     m, cache, tf = teacher_features(cfg, ds, root)
-    return student.run_all(cfg, ds, m, cache, tf, root)
+    return rounds.run_rounds(cfg, ds, m, cache, tf, root)
 
 
 # ------------------------------------------------------------------ per family, for the registry

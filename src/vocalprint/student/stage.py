@@ -163,43 +163,127 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
 
 
 # StudentConfig fields added after students were trained, with the value that means "as before"
-NEUTRAL = {"token_stages": 1}
+NEUTRAL = {"token_stages": 1, "rounds": 0, "pl_power": 1.0, "pl_teacher_weight": 0.5, "pl_hop_s": 2.5}
+# self-training fields: never in a member's own key (round 0 does not read them; a later round's key
+# holds its pseudo-label stage's folder name, whose key holds them)
+ROUND_FIELDS = ("rounds", "pl_power", "pl_teacher_weight", "pl_hop_s")
 MEMBER_SEED = 1000  # member j of an ensemble trains with distill.seed + MEMBER_SEED * j
 
 
-def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0) -> str:
+def key(cfg: Config, tfeat_key: str, cache_key: str, member: int = 0, round_: int = 0,
+        pseudo_key: str | None = None) -> str:
     """One member's stage key. ``distill.members`` is left out (and member 0 keyed as a lone
     student), so a member's cached student serves every ensemble size that includes it; so are
     the token-front fields for a Mel student (they do not change it), and fields added later at the
-    value that reproduces the model trained before them (:data:`NEUTRAL`), so cached students stay valid."""
-    skip = {"members"} | ({f.name for f in fields(cfg.distill) if f.name.startswith("token") or f.name == "front"}
-                          if cfg.distill.front == "mel" else set())
+    value that reproduces the model trained before them (:data:`NEUTRAL`), so cached students stay valid.
+    A self-training round ``round_`` >= 1 adds ``round<r>`` and its pseudo-label stage's key
+    (``pseudo_key``), which names the previous round's members."""
+    skip = {"members", *ROUND_FIELDS} | ({f.name for f in fields(cfg.distill) if f.name.startswith("token") or f.name == "front"}
+                                        if cfg.distill.front == "mel" else set())
     skip |= {k for k, v in NEUTRAL.items() if getattr(cfg.distill, k) == v}
     d = {f.name: getattr(cfg.distill, f.name) for f in fields(cfg.distill) if f.name not in skip}
-    return fingerprint("student", d, tfeat_key, cache_key, *([f"member{member}"] if member else []))
+    parts = [f"member{member}"] if member else []
+    if round_:
+        if not pseudo_key:
+            raise ValueError(f"student round {round_}: needs the key of its pseudo labels")
+        parts += [f"round{round_}", pseudo_key]
+    return fingerprint("student", d, tfeat_key, cache_key, *parts)
 
 
-def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path) -> list[Path]:
+def window_bounds(cfg: Config, n_frames: int, hop_s: float | None = None) -> np.ndarray:
+    """Frame bounds [n, 2] of a file's 5-s windows: the scoring windows (``hop_s`` None), or windows
+    starting every ``hop_s`` seconds that end inside the file (a window starts at the frame holding
+    its start time, as :func:`~vocalprint.audio.decode.frame_windows`)."""
+    sec = cfg.mel.hop / cfg.audio.sr
+    w = cfg.audio.window_s
+    if hop_s is None:
+        n = int(n_frames * sec // w)
+        return frame_windows(int(n_frames), n=n, sr=cfg.audio.sr, hop=cfg.mel.hop, window_s=w)
+    dur = n_frames * sec
+    n = int(np.floor(np.round((dur - w) / hop_s, 6))) + 1 if dur >= w else 0
+    t = np.arange(n) * hop_s
+    edges = np.ceil(np.round(np.stack([t, t + w], 1) * (cfg.audio.sr / cfg.mel.hop), 6)).astype(np.int64)
+    return np.minimum(edges, n_frames)
+
+
+def soundscape_windows(cfg: Config, mel_dir: Path, cache_dir: Path, hop_s: float | None = None) -> pd.DataFrame:
+    """Windows (name, start, stop in Mel frames) of the train soundscapes with teacher outputs and
+    at least one window of frames (:func:`window_bounds`)."""
+    idx = M.load_index(mel_dir)
+    out = []
+    for r in idx[idx["split"] == "train_soundscapes"].itertuples():
+        if not _chunks(cache_dir, r.name).is_file() or r.n_frames < frames_per_window(cfg):
+            continue
+        b = window_bounds(cfg, int(r.n_frames), hop_s)
+        out.append(pd.DataFrame({"name": r.name, "start": b[:, 0], "stop": b[:, 1]}))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame({"name": [], "start": [], "stop": []})
+
+
+def _chunks(cache_dir: Path, name: str) -> Path:
+    return cache_dir / "chunks" / (M.npy_name(name)[:-4] + ".npz")
+
+
+def pool_teacher(cfg: Config, cache_dir: Path, win: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher (logits [n, S], embeddings [n, D]) of windows ``win`` (name, start, stop frames),
+    the cached chunks pooled over each window's bounds (:func:`vocalprint.teacher.stage.pool`)."""
+    sec = cfg.mel.hop / cfg.audio.sr
+    los, ems = [], []
+    for name, grp in win.groupby("name", sort=False):  # rows of one file are contiguous
+        z = np.load(_chunks(cache_dir, name))
+        lo, em = teach.pool(z["starts"], z["logits"], z["emb"], grp[["start", "stop"]].to_numpy() * sec,
+                            chunk_s=teach.CHUNK_S[cfg.teacher.model])
+        los.append(lo)
+        ems.append(em)
+    return np.concatenate(los), np.concatenate(ems)
+
+
+def _soundscape_rows(cfg: Config, mel_dir: Path, cache_dir: Path, pseudo_dir: Path | None, n_species: int
+                     ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows (name, start, start + fpw), teacher emb, teacher logits, labels) of the train soundscapes'
+    windows: tiled, labels NaN; or the pseudo-labelled windows with their soft labels."""
+    if pseudo_dir is None:
+        win = soundscape_windows(cfg, mel_dir, cache_dir)
+        Y = np.full((len(win), n_species), np.nan, np.float32)
+    else:
+        win = pd.read_csv(A.verified(pseudo_dir / "rows.csv"), keep_default_na=False)
+        Y = np.load(A.verified(pseudo_dir / "labels.npy"))
+        if Y.shape != (len(win), n_species):
+            raise ValueError(f"{pseudo_dir}: labels {Y.shape}, expected ({len(win)}, {n_species})")
+    if not len(win):
+        return [], np.zeros((0, 0), np.float32), np.zeros((0, n_species), np.float32), Y
+    T, E = pool_teacher(cfg, cache_dir, win)
+    fpw = frames_per_window(cfg)
+    return [(n, int(a), int(a) + fpw) for n, a in zip(win["name"], win["start"])], E, T, Y
+
+
+def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
+            pseudo_dir: Path | None = None, round_: int = 0) -> list[Path]:
     """Every member of the student ensemble (``distill.members``), each trained unless cached."""
     if cfg.distill.members < 1:
         raise ConfigError(f"distill.members={cfg.distill.members}: need at least one student")
-    return [run(cfg, ds, mel_dir, cache_dir, tfeat_dir, root, member=j) for j in range(cfg.distill.members)]
+    return [run(cfg, ds, mel_dir, cache_dir, tfeat_dir, root, member=j, pseudo_dir=pseudo_dir, round_=round_)
+            for j in range(cfg.distill.members)]
 
 
 def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
-        member: int = 0) -> Path:
+        member: int = 0, pseudo_dir: Path | None = None, round_: int = 0) -> Path:
     """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``.
 
     ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
     initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``).
-    A token student (``distill.front="tokens"``) fits its codebooks on its training windows."""
+    A token student (``distill.front="tokens"``) fits its codebooks on its training windows.
+    With ``pseudo_dir`` (self-training round ``round_`` >= 1, :mod:`vocalprint.student.rounds`) the
+    soundscape windows are its pseudo-labelled ones, their soft labels in the label loss."""
     from vocalprint.student.export import export_tflite, int8_quant
     from vocalprint.student.net import count_params, inference_params
     from vocalprint.student.train import train_student
 
     if cfg.distill.front not in ("mel", "tokens"):
         raise ConfigError(f"distill.front={cfg.distill.front!r}: use 'mel' or 'tokens'")
-    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name, member))
+    if (pseudo_dir is None) != (round_ == 0):
+        raise ValueError(f"student round {round_}: pseudo labels are {'missing' if pseudo_dir is None else 'given'}")
+    final = A.stage_dir(root, "student", key(cfg, tfeat_dir.name, cache_dir.name, member, round_,
+                                             pseudo_dir.name if pseudo_dir is not None else None))
     if A.is_complete(final):
         log.info("student: cached at %s", final)
         return final
@@ -214,24 +298,10 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     meta_file = metadata(ds)
     meta = meta_file[G]
     rows = [(r.name, int(r.start), int(r.stop)) for r in win.itertuples()]
-    # unlabelled soundscape windows: teacher targets only
-    idx = M.load_index(mel_dir)
-    sec = cfg.mel.hop / cfg.audio.sr
-    s_emb, s_log, s_rows = [], [], []
-    for r in idx[idx["split"] == "train_soundscapes"].itertuples():
-        f = cache_dir / "chunks" / (M.npy_name(r.name)[:-4] + ".npz")
-        if not f.is_file() or r.n_frames < fpw:
-            continue
-        n = int(r.n_frames * sec // cfg.audio.window_s)
-        b = frame_windows(int(r.n_frames), n=n, sr=cfg.audio.sr, hop=cfg.mel.hop, window_s=cfg.audio.window_s)
-        z = np.load(f)
-        lo, em = teach.pool(z["starts"], z["logits"], z["emb"], b * sec, chunk_s=teach.CHUNK_S[cfg.teacher.model])
-        s_emb.append(em)
-        s_log.append(lo)
-        s_rows += [(r.name, int(a), int(a) + fpw) for a, _ in b]
+    # soundscape windows: teacher targets, and no labels (or a self-training round's pseudo labels)
+    s_rows, s_emb, s_log, s_y = _soundscape_rows(cfg, mel_dir, cache_dir, pseudo_dir, Y.shape[1])
     if s_rows:
-        E, T = np.concatenate([E, *s_emb]), np.concatenate([T, *s_log])
-        Y = np.concatenate([Y, np.full((len(s_rows), Y.shape[1]), np.nan, np.float32)])
+        E, T, Y = np.concatenate([E, s_emb]), np.concatenate([T, s_log]), np.concatenate([Y, s_y])
         meta = np.concatenate([meta, np.full((len(s_rows), meta.shape[1]), np.nan, np.float32)])
         rows += s_rows
     n_real = len(rows)
@@ -290,7 +360,10 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
     A.write_json(work / "history.json", hist)
     return A.finish(work, final, {"stage": "student", "config": cfg.distill, "member": member,
-                                  "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else []),
+                                  "round": round_, "pseudo": pseudo_dir.name if pseudo_dir is not None else None,
+                                  "n_pseudo": len(s_rows) if pseudo_dir is not None else 0,
+                                  "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else [])
+                                  + ([pseudo_dir.name] if pseudo_dir is not None else []),
                                   "n_windows": int(len(keep)), "int8_file": quant,
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
                                   "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),

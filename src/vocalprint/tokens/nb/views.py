@@ -2,7 +2,6 @@
 front ends, and a view's frame features and tokens."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,23 +70,22 @@ def view_front_ends(vs: list[View]) -> tuple[str, ...]:
 
 def front_ends(x: np.ndarray, *, sr: int, cfg: "MelConfig", which=("logmel", "pcen")) -> dict[str, np.ndarray]:
     """dB log-Mel (as :func:`vocalprint.audio.mel.logmel` with ``frontend="logmel"``) and/or PCEN
-    (as with ``frontend="pcen"``) frames [t, n_mels] float32 of ``x``, from one shared STFT."""
-    import librosa
-
+    (as with ``frontend="pcen"``) frames [t, n_mels] float32 of ``x``, from one shared STFT
+    (:func:`vocalprint.audio.stft.mel_power`, as ``logmel`` computes it)."""
     from vocalprint.audio.mel import mel_basis
+    from vocalprint.audio.stft import mel_power
 
-    basis = mel_basis(sr, cfg)
     x = np.asarray(x, np.float32)
     if x.size < cfg.n_fft // 2 + 1:
         x = np.pad(x, (0, cfg.n_fft // 2 + 1 - x.size))
-    with warnings.catch_warnings():  # a clip shorter than n_fft: padded as mel.logmel pads it
-        warnings.filterwarnings("ignore", message="n_fft=.*too large")
-        s = basis @ (np.abs(librosa.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop, center=True)) ** 2)
+    s = mel_power(x, sr=sr, basis=mel_basis(sr, cfg), n_fft=cfg.n_fft, hop=cfg.hop)  # [t, n_mels]
     out = {}
     if "logmel" in which:
-        out["logmel"] = np.ascontiguousarray((10.0 * np.log10(np.maximum(s, 1e-10))).T, dtype=np.float32)
+        out["logmel"] = np.ascontiguousarray(10.0 * np.log10(np.maximum(s, 1e-10)), dtype=np.float32)
     if "pcen" in which:
-        out["pcen"] = np.ascontiguousarray(librosa.pcen(s * (2**31), sr=sr, hop_length=cfg.hop).T, dtype=np.float32)
+        import librosa
+
+        out["pcen"] = np.ascontiguousarray(librosa.pcen(s.T * (2**31), sr=sr, hop_length=cfg.hop).T, dtype=np.float32)
     return out
 
 
