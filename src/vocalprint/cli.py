@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--budget-min", type=float, default=None, help="submit time budget in minutes")
     ap.add_argument("--cores", type=int, default=None, help="core count to project timings to")
     ap.add_argument("--seed", type=int, default=0, help="demo-data seed")
+    ap.add_argument("--scale", type=float, default=None, metavar="F", help="demo-data: a synthetic competition at "
+                    "F x BirdCLEF+ 2025 size (206 classes, ~28,564*F clips; F=1 is full size) instead of the small demo")
     ap.add_argument("--bundle", default=None, help="submit: a model bundle folder (no training data needed)")
     ap.add_argument("--models", default=None, help="bench: comma-separated models (default: all)")
     return ap
@@ -65,6 +67,15 @@ def _run(args) -> int:
         print(help_table())
         return 0
     if args.stage == "demo-data":
+        if args.scale is not None:
+            from vocalprint.data.scale import make_scaled
+
+            if not 0 < args.scale <= 10:
+                log.error("demo-data: --scale must be in (0, 10], got %g", args.scale)
+                return 2
+
+            make_scaled(Path(args.out or f"data/scaled-{args.scale:g}"), scale=args.scale, seed=args.seed)
+            return 0
         from vocalprint.data.demo import make_demo
 
         make_demo(Path(args.out or "data/demo"), seed=args.seed)

@@ -4,6 +4,9 @@ background noise.
 Every species gets one of five call generators (FM whistle, trill, harmonic
 stack, frog-like pulse train, broadband insect buzz) with species-specific
 parameters plus per-call natural variation (pitch, tempo, duration).  The
+full-size synthetic competition (:mod:`vocalprint.data.families`) adds one kind of
+call per taxonomic class (:data:`FAMILY_CALL_TYPES`): pulsed frog choruses, stationary
+insect drones and low harmonic mammal calls.  The
 species catalogue (:func:`species_catalog`) depends only on ``n_species``; the
 caller's random generator drives the per-call variation and the noise.
 :mod:`vocalprint.data.demo` places these sounds into recordings and writes the set.
@@ -20,6 +23,7 @@ from scipy import fft as sp_fft
 
 __all__ = [
     "CALL_TYPES",
+    "FAMILY_CALL_TYPES",
     "SpeciesSpec",
     "background",
     "species_catalog",
@@ -28,6 +32,12 @@ __all__ = [
 
 #: The five call generators, in the order they are assigned to species.
 CALL_TYPES: tuple[str, ...] = ("whistle", "trill", "harmonic", "pulse", "buzz")
+#: Call types of the full-size synthetic competition, per taxonomic class: birds keep the tonal
+#: sweeps and trills above; amphibians sing pulsed choruses (many overlapping callers repeating
+#: trains of short pulses), insects stationary narrow-band drones (seconds long, steady pitch),
+#: mammals low harmonic calls (all energy below ~1.5 kHz).
+FAMILY_CALL_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "Aves": ("whistle", "trill"), "Amphibia": ("chorus",), "Insecta": ("drone",), "Mammalia": ("lowcall",)})
 
 _MAX_SPECIES = 96
 _GREEK = (
@@ -57,7 +67,7 @@ class SpeciesSpec:
     Attributes:
         index: position in generation order (0-based; the taxonomy is sorted by label).
         primary_label: short lowercase code, e.g. ``"synbird01"``.
-        call_type: one of :data:`CALL_TYPES`.
+        call_type: one of :data:`CALL_TYPES` (or of :data:`FAMILY_CALL_TYPES`).
         class_name: ``Aves``, ``Amphibia``, ``Insecta`` or ``Mammalia``.
         scientific_name: invented binomial, e.g. ``"Synthetica alpha"`` (unique).
         common_name: invented English name (unique).
@@ -299,6 +309,42 @@ def synth_call(spec: SpeciesSpec, rng: np.random.Generator, sr: int = 32000,
         mod = 0.5 * (1.0 + float(p["am_depth"]) * np.sin(2 * np.pi * am * t))
         x *= mod ** 2
         x *= np.minimum(np.minimum(t / 0.05, 1.0), np.minimum((T - t) / 0.05, 1.0))
+    elif ct == "chorus":  # several callers, each repeating notes made of short decaying pulses
+        fc, rate, decay = float(p["f_carrier"]) * pitch, float(p["pulse_rate"]) * tempo, float(p["decay"])
+        x = np.zeros(n)
+        for _ in range(1 + int(rng.poisson(float(p["callers"]) - 1.0))):
+            note = float(p["note_s"]) * rng.uniform(0.8, 1.2)
+            period = note + float(p["note_gap_s"]) * rng.uniform(0.6, 1.4)
+            tn = (t + rng.uniform(0.0, period)) % period  # time within this caller's note cycle
+            r = rate * rng.uniform(0.92, 1.08)
+            tp = (tn * r % 1.0) / r  # time since this caller's last pulse onset
+            env = (tn < note) * np.minimum(tp / 0.002, 1.0) * np.exp(-tp / decay)
+            ph = 2 * np.pi * fc * rng.uniform(0.96, 1.04) * t + rng.uniform(0, 2 * np.pi)
+            x += rng.uniform(0.4, 1.0) * env * (np.sin(ph) + 0.25 * np.sin(2 * ph))
+        x *= np.minimum(np.minimum(t / 0.2, 1.0), np.minimum((T - t) / 0.2, 1.0))
+    elif ct == "drone":  # stationary: steady pitch (+-2 %), narrow band, seconds long
+        fc, bw, tone = float(p["f_center"]) * (1.0 + 0.25 * (pitch - 1.0)), float(p["bw"]), float(p["tone"])
+        x = tone * np.sin(2 * np.pi * fc * t + rng.uniform(0, 2 * np.pi))
+        x += (1.0 - tone) * _band_noise(rng, n, fc * (1.0 - bw), fc * (1.0 + bw), sr)
+        depth = float(p["am_depth"])  # stridulation pulses
+        x *= (1.0 - depth * (0.5 + 0.5 * np.sin(2 * np.pi * float(p["am_rate"]) * tempo * t))) ** 2
+        x *= np.minimum(np.minimum(t / 0.15, 1.0), np.minimum((T - t) / 0.15, 1.0))
+    elif ct == "lowcall":  # low harmonic call: moan (rise-fall), descending howl or rough grunt
+        shape = p["shape"]
+        if shape == "moan":
+            contour = 1.0 + 0.15 * np.sin(np.pi * t / T)
+        elif shape == "down":
+            contour = 1.2 - 0.35 * t / T
+        else:
+            contour = 1.0 + 0.05 * np.sin(6 * np.pi * t / T)
+        ph = _phase(float(p["f0"]) * pitch * contour, sr, rng.uniform(0, 2 * np.pi))
+        x = np.zeros(n)
+        for h in range(1, int(p["n_harm"]) + 1):
+            x += h ** -float(p["rolloff"]) * np.sin(h * ph)
+        if float(p["rough"]) > 0:
+            x *= 1.0 + float(p["rough"]) * _band_noise(rng, n, 15.0, 60.0, sr)
+        att, rel = min(0.05, T / 4), min(0.2, T / 3)
+        x *= np.minimum(np.minimum(t / att, 1.0), np.minimum((T - t) / rel, 1.0))
     else:  # pragma: no cover - guarded by species_catalog
         raise ValueError(f"unknown call type {ct!r}")
     _fade(x, sr)
