@@ -139,7 +139,7 @@ test-fast: $(STAMP) ## the test suite without tests marked slow
 clean: ## remove artifacts, submissions and the demo data, but keep the teacher's cached outputs (hours of work)
 	@mkdir -p $(ARTIFACTS)
 	find $(ARTIFACTS) -mindepth 1 -maxdepth 1 $(foreach s,$(TEACHER_CACHE),! -name $(s)) ! -name README.md -exec rm -rf {} +
-	rm -rf $(DEMO_DIR) submission/*.csv submission/*.json
+	rm -rf $(DEMO_DIR) $(SUBMISSION) $(dir $(SUBMISSION))timing.json
 
 clean-all: clean ## clean, and remove the teacher's cached outputs too
 	rm -rf $(foreach s,$(TEACHER_CACHE),$(ARTIFACTS)/$(s))

@@ -108,3 +108,18 @@ def test_progress_logs_at_least_every_interval_off_a_terminal(caplog):
     assert lines[0].startswith("teacher cache: 3/10 (30 %), 30 s elapsed, ETA 70 s")
     assert lines[-1].startswith("teacher cache: 10/10 (100 %)") and "loss=0.5" in lines[-1]
     assert isinstance(progress_bar(3, desc="x"), LogProgress)  # pytest's stderr is not a terminal
+
+
+def test_make_clean_keeps_the_teacher_cache_and_clean_all_removes_it(tmp_path):
+    art = tmp_path / "art"
+    for d in ("teacher", "teacher-model", "tmixes", "mels", "tokens", "student", "metrics"):
+        (art / d / "abc").mkdir(parents=True)
+    (art / "README.md").write_text("kept")
+    common = ["make", "-s", "-C", str(REPO), f"ARTIFACTS={art}", f"DEMO_DIR={tmp_path / 'demo'}",
+              f"SUBMISSION={tmp_path / 'sub.csv'}"]
+    r = subprocess.run(common + ["clean"], capture_output=True, text=True, timeout=60, env=run_env())
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in art.iterdir()) == ["README.md", "teacher", "teacher-model", "tmixes"]
+    r = subprocess.run(common + ["clean-all"], capture_output=True, text=True, timeout=60, env=run_env())
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in art.iterdir()) == ["README.md"]
