@@ -1,6 +1,7 @@
-"""Which CPU runtime should run BirdNET V2.4 (the teacher) and the student: LiteRT (``ai_edge_litert``
-with its default XNNPACK delegate, what the project uses: ``TFLiteModel`` and ``StudentRunner``),
-ONNX Runtime or OpenVINO, float32 and int8, 1 and 2 threads, BirdNET at several batch sizes.
+"""Which CPU runtime should run BirdNET V2.4 (the teacher) and the student: LiteRT
+(``ai_edge_litert`` with its default XNNPACK delegate, what the project uses: ``TFLiteModel`` and
+``StudentRunner``), ONNX Runtime or OpenVINO, float32 and int8, 1 and 2 threads, BirdNET at
+several batch sizes.
 
 Models, made once in ``--work`` (weights do not change the cost; no training):
   * BirdNET with its 1,024-d embedding exposed (``teacher.surgery.prepare_birdnet``); its int8 is
@@ -28,11 +29,14 @@ timed and reported, not counted), then run in a shuffled order per round, ``--re
 one untimed warm-up round; each timed minute is preceded by an untimed call of the shape the
 previous minute ended with, so every engine is in its steady state (LiteRT re-allocates when the
 batch shape changes, as it does within a minute). Figures are the best of the rounds: process
-CPU seconds (all threads) and wall seconds per audio minute. Accuracy: the largest absolute
-difference of the logits and of the embedding from LiteRT float32, batch 1, one thread.
+CPU seconds (all threads) and wall seconds per audio minute. LiteRT allocates (and XNNPACK packs
+weights) at the first call, so its start-up shows in "first minute", not in "load + compile".
+Accuracy: the largest absolute difference of the logits and of the embedding from LiteRT
+float32, batch 1, one thread.
 
     python3.11 -m venv /tmp/rs/rt/venv
-    echo /work/main/.venv/lib/python3.11/site-packages > /tmp/rs/rt/venv/lib/python3.11/site-packages/main.pth
+    echo /work/main/.venv/lib/python3.11/site-packages \
+        > /tmp/rs/rt/venv/lib/python3.11/site-packages/main.pth
     /tmp/rs/rt/venv/bin/pip install openvino onnxruntime tf2onnx
     cd /work/main && PYTHONPATH=src /tmp/rs/rt/venv/bin/python notebooks/research/runtimes.py \
         --work /tmp/rs/rt/work --reps 5
@@ -424,7 +428,7 @@ def measure(net: str, files: dict, variants: list[Variant], threads: tuple[int, 
                     r.wall.append(wall)
             print(f"  {net}, {t} thread(s): round {rep}/{reps} done", flush=True)
         results += [r for _, r in configs]
-        del configs
+        configs = run = None  # free this thread count's engines before building the next
     return results
 
 
@@ -432,7 +436,8 @@ def table(net: str, results: list[Result], today: Result | None, reps: int) -> s
     base = min(today.cpu) if today else float("nan")
     head = (f"\n### {net}: seconds per audio minute, best of {reps} interleaved rounds\n\n"
             "| runtime | model | threads | batch | CPU s / min | wall s / min | x today (CPU) "
-            "| x today (wall) | max abs d logit | max abs d emb |\n|---|---|---|---|---|---|---|---|---|---|")
+            "| x today (wall) | max abs d logit | max abs d emb |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for r in sorted(results, key=lambda r: (r.threads, r.runtime, r.model, r.batch)):
         rows.append(f"| {r.runtime} | {r.model} | {r.threads} | {r.batch} | {min(r.cpu):.3f} | "
@@ -486,14 +491,14 @@ def main() -> None:
         sys.exit("ai_edge_litert is needed for the reference (LiteRT float32, batch 1)")
     a.work.mkdir(parents=True, exist_ok=True)
     print(versions())
-    if have("openvino"):
-        print("OpenVINO CPU capabilities:", " ".join(
-            __import__("openvino").Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")))
-    for mod in ("onnxruntime", "openvino"):
+    for mod in ("onnxruntime", "openvino"):  # one-off import cost, before anything imports them
         if have(mod):
             t0 = time.perf_counter()
             __import__(mod)
             print(f"import {mod}: {time.perf_counter() - t0:.2f} s")
+    if have("openvino"):
+        print("OpenVINO CPU capabilities:", " ".join(
+            __import__("openvino").Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")))
     out, dump = [], {}
     for net in a.nets:
         print(f"\n{net}: preparing models in {a.work}", flush=True)

@@ -78,7 +78,7 @@ _PEAK = 0.95
 # --------------------------------------------------------------------------- recordings
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
@@ -92,7 +92,7 @@ class CallEvent:
     snr_db: float
 
 
-def _add_call(y: np.ndarray, call: np.ndarray, start: int, noise_rms: float, snr_db: float,
+def add_call(y: np.ndarray, call: np.ndarray, start: int, noise_rms: float, snr_db: float,
               label: str, sr: int) -> CallEvent:
     """Mix ``call`` (unit RMS) into ``y`` at sample ``start`` with the given SNR.
 
@@ -103,7 +103,7 @@ def _add_call(y: np.ndarray, call: np.ndarray, start: int, noise_rms: float, snr
     return CallEvent(label, start / sr, end / sr, float(snr_db))
 
 
-def _peak_normalise(y: np.ndarray) -> np.ndarray:
+def peak_normalise(y: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
     if peak > _PEAK:
         y = y * (_PEAK / peak)
@@ -150,7 +150,7 @@ def _train_clip(path: Path, spec: SpeciesSpec, specs: Sequence[SpeciesSpec], see
     rng = np.random.default_rng([seed, 1, spec.index, j])
     dur = rng.uniform(3.0, 9.0) if rng.random() < 0.8 else rng.uniform(9.0, 20.0)
     n = int(round(dur * sr))
-    noise_rms = _log_uniform(rng, 0.003, 0.03)
+    noise_rms = log_uniform(rng, 0.003, 0.03)
     y = background(rng, n, sr, noise_rms)
     snr = rng.uniform(5.0, 20.0)
     # a bout of calls: first call early, then species-typical gaps until the clip is full
@@ -162,7 +162,7 @@ def _train_clip(path: Path, spec: SpeciesSpec, specs: Sequence[SpeciesSpec], see
         if n_calls and start + len(call) > n:
             break
         start = min(start, n - len(call))
-        _add_call(y, call, start, noise_rms,
+        add_call(y, call, start, noise_rms,
                   float(np.clip(snr + rng.uniform(-2, 2), 5, 20)), spec.primary_label, sr)
         n_calls += 1
         t0 = (start + len(call)) / sr + spec.call_gap_s * rng.uniform(0.5, 3.0)
@@ -173,9 +173,9 @@ def _train_clip(path: Path, spec: SpeciesSpec, specs: Sequence[SpeciesSpec], see
         for _ in range(int(rng.integers(1, 3))):
             call = synth_call(sec, rng, sr, max_len_s=dur - 0.2)
             start = int(rng.integers(0, n - len(call) + 1))
-            _add_call(y, call, start, noise_rms, rng.uniform(-6.0, 0.0), sec.primary_label, sr)
+            add_call(y, call, start, noise_rms, rng.uniform(-6.0, 0.0), sec.primary_label, sr)
         secondary.append(sec.primary_label)
-    _write_ogg(path, _peak_normalise(y), sr)
+    _write_ogg(path, peak_normalise(y), sr)
     rating = float(np.clip(np.round(2 * (1.0 + 4.0 * (snr - 5.0) / 15.0 + rng.normal(0, 0.5))) / 2,
                            0.0, 5.0))
     lat = round(spec.home[0] + rng.normal(0.0, 1.0), 4)
@@ -209,7 +209,7 @@ def _soundscape(path: Path, rng: np.random.Generator, sr: int,
         snr_range: per-call SNRs (base +-1.5 dB) are clipped to this range.
     """
     n = SOUNDSCAPE_S * sr
-    noise_rms = _log_uniform(rng, 0.004, 0.03)
+    noise_rms = log_uniform(rng, 0.004, 0.03)
     y = background(rng, n, sr, noise_rms)
     events: list[CallEvent] = []
     for spec, snr in occurrences:
@@ -221,9 +221,9 @@ def _soundscape(path: Path, rng: np.random.Generator, sr: int,
                 if start + len(call) > n:
                     break
                 call_snr = float(np.clip(snr + rng.uniform(-1.5, 1.5), snr_range[0], snr_range[1]))
-                events.append(_add_call(y, call, start, noise_rms, call_snr, spec.primary_label, sr))
+                events.append(add_call(y, call, start, noise_rms, call_snr, spec.primary_label, sr))
                 t0 = (start + len(call)) / sr + spec.call_gap_s * rng.uniform(0.5, 2.5)
-    _write_ogg(path, _peak_normalise(y), sr)
+    _write_ogg(path, peak_normalise(y), sr)
     return events
 
 
@@ -266,7 +266,7 @@ def _plan_test(specs: Sequence[SpeciesSpec], n_test: int, seed: int) -> list[lis
 # --------------------------------------------------------------------------- entry points
 
 
-def _check_replaceable(out_dir: Path) -> None:
+def check_replaceable(out_dir: Path) -> None:
     """Refuse to delete an existing directory that does not look like a demo set."""
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / "taxonomy.csv").is_file() or not (out_dir / "train.csv").is_file():
@@ -363,7 +363,7 @@ def make_demo(out_dir: Path, *, seed: int = 0, n_species: int = 12, clips_per_sp
         raise ValueError("sr must be >= 24000 Hz (insect buzz reaches 12 kHz)")
     out_dir = Path(out_dir)
     specs = species_catalog(n_species)
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
@@ -377,7 +377,7 @@ def make_demo(out_dir: Path, *, seed: int = 0, n_species: int = 12, clips_per_sp
         raise
 
     if out_dir.exists():
-        _check_replaceable(out_dir)
+        check_replaceable(out_dir)
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return out_dir
