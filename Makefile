@@ -45,7 +45,7 @@ DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission
 # stages holding teacher outputs (hours at competition size): `make clean` keeps them
 TEACHER_CACHE := teacher teacher-model tmixes
 
-.PHONY: help venv demo-data mels tokens w2v features train teacher distill submit evaluate select notebooks bench \
+.PHONY: help venv demo-data plan mels tokens w2v features train teacher distill submit evaluate select notebooks bench \
 	bundle kaggle test test-fast clean clean-all
 
 help: ## list the targets, variables and models
@@ -87,6 +87,9 @@ w2v: $(STAMP) $(DATA_DEP) ## Word2Vec skip-gram vectors of the tokens (no labels
 
 features: $(STAMP) $(DATA_DEP) ## pooled 5-s window features of the training clips
 	$(call STAGE,features)
+
+plan: $(STAMP) $(DATA_DEP) ## the stages MODEL would build on DATA_DIR: key, cached or not, measured or projected cost
+	@$(call STAGE,plan)
 
 train: $(STAMP) $(DATA_DEP) ## build every stage MODEL needs (cached) and fit it
 	$(call STAGE,train)

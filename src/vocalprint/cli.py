@@ -14,7 +14,7 @@ from vocalprint import config as C
 
 log = logging.getLogger("vocalprint")
 STAGES = ("demo-data", "mels", "tokens", "w2v", "features", "train", "teacher", "distill", "submit", "evaluate",
-          "bench", "export", "select", "models", "config")
+          "bench", "export", "select", "models", "config", "plan")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,6 +117,11 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
 
     log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
              ds.root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
+    if args.stage == "plan":
+        from vocalprint.tools import plan
+
+        print(plan.table(model, plan.plan(cfg, ds, root, model)))
+        return 0
     if args.stage == "mels":
         pipeline.mels(cfg, ds, root)
     elif args.stage == "tokens":

@@ -138,7 +138,7 @@ def test_one_round_on_the_demo_data(demo_dir, small_cfg, standin_teacher, tmp_pa
     named = np.asarray(A.manifest(cache)["columns"]) >= 0
     name = rows["name"].iloc[0]
     one = rows[rows["name"] == name]
-    x = rounds._windows(M.load_frames(mel_dir, name), one["start"].to_numpy(), 312, cfg)
+    x = rounds.windows(M.load_frames(mel_dir, name), one["start"].to_numpy(), 312, cfg)
     s = StudentRunner(r0 / "student_fp32.tflite").predict(x)["logits"]
     t, _ = student.pool_teacher(cfg, cache, one)
     np.testing.assert_allclose(Y[one.index], rounds.blend(s, t, named, weight=0.5, power=2.0), rtol=1e-5, atol=1e-6)
@@ -150,3 +150,11 @@ def test_one_round_on_the_demo_data(demo_dir, small_cfg, standin_teacher, tmp_pa
     monkeypatch.setattr("vocalprint.student.train.train_student", boom)
     assert pipeline.distill(cfg, ds, root) == out
     assert {p.name for d in ("student", "pseudo") for p in (root / d).iterdir()} == before
+    # `make plan` names exactly the folders the build made, all cached
+    from vocalprint.tools import plan
+
+    steps = plan.plan(cfg, ds, root, "student")
+    assert steps and all(s.cached and s.source == "measured" for s in steps)
+    built = {(d.name, p.name) for d in root.iterdir() if d.is_dir() for p in d.iterdir()
+             if p.is_dir() and not p.name.endswith(".partial")}
+    assert {(s.stage, s.key) for s in steps} == built

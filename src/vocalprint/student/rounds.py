@@ -48,7 +48,7 @@ def key(cfg: Config, labeler_dirs: Sequence[Path], cache_key: str, mel_key: str,
                        [Path(p).name for p in labeler_dirs], cache_key, mel_key)
 
 
-def _windows(frames: np.ndarray, starts: np.ndarray, fpw: int, cfg: Config) -> np.ndarray:
+def windows(frames: np.ndarray, starts: np.ndarray, fpw: int, cfg: Config) -> np.ndarray:
     """[n, fpw, n_mels] float32 windows of ``frames`` from ``starts`` (silence past the end)."""
     out = np.full((len(starts), fpw, frames.shape[1]), M.silence(cfg.mel), np.float32)
     for i, a in enumerate(starts):
@@ -73,7 +73,7 @@ def _label_batch(out: str, win: pd.DataFrame, cfg: Config, mel_dir: str, cache_d
     t_log, _ = student.pool_teacher(cfg, Path(cache_dir), win)
     s_log = []
     for name, grp in win.groupby("name", sort=False):
-        x = _windows(M.load_frames(Path(mel_dir), name), grp["start"].to_numpy(), fpw, cfg)
+        x = windows(M.load_frames(Path(mel_dir), name), grp["start"].to_numpy(), fpw, cfg)
         s_log.append(ens.predict(x)["logits"])
     d = cfg.distill
     A.save_npy(o, blend(np.concatenate(s_log), t_log, named, weight=d.pl_teacher_weight, power=d.pl_power))

@@ -1,0 +1,129 @@
+"""`make plan`: the stages a model would build, which are cached, and what each costs.
+
+The walk computes every stage's key exactly as the stage wiring (:mod:`vocalprint.pipeline`) names
+its folder, without building anything; a test checks it against the folders a real build leaves.
+Costs of cached stages come from their manifests (seconds per step) and their size on disk; for
+stages still to build they come from the scale model (``artifacts/scale/scale.json``, written by
+``make scale``) when one exists, else they are "unknown".
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from vocalprint.config import Config
+from vocalprint.core import artifacts as A
+from vocalprint.data.dataset import Dataset
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage folder: ``artifacts/<stage>/<key>/``."""
+
+    stage: str
+    key: str
+    cached: bool
+    seconds: float | None = None  # measured (cached) or projected
+    disk_mb: float | None = None
+    source: str = "unknown"  # "measured", "projected" or "unknown"
+
+
+def _keys_tokens(cfg: Config, ds: Dataset) -> list[tuple[str, str]]:
+    from vocalprint.audio import mel
+    from vocalprint.tokens import codebook, features, w2v
+
+    m = mel.key(cfg, ds)
+    t = codebook.key(cfg, m)
+    w = w2v.key(cfg, t)
+    return [("mels", m), ("tokens", t), ("w2v", w), ("features", features.key(cfg, w))]
+
+
+def _keys_teacher(cfg: Config, ds: Dataset) -> list[tuple[str, str]]:
+    from vocalprint.teacher import stage as teach
+
+    chain = _keys_tokens(cfg, ds)
+    cache = teach.cache_key(cfg, ds)
+    return chain + [("teacher-model", teach.model_key(cfg)), ("teacher", cache),
+                    ("tfeatures", teach.features_key(cfg, cache, chain[-1][1]))]
+
+
+def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[str, str]]:
+    """(stage, key) of every folder ``model`` builds, in build order (``cfg`` as given on the
+    command line: the model's own overrides are applied here)."""
+    from vocalprint import models
+    from vocalprint.student import rounds
+    from vocalprint.student import stage as student
+    from vocalprint.teacher import stage as teach
+    from vocalprint.tokens import train
+    from vocalprint.tokens.nb import stage as nb
+
+    spec = models.get(model)
+    if model == "ensemble":
+        out: list[tuple[str, str]] = []
+        for m in cfg.submit.members:
+            out += [s for s in stage_keys(cfg, ds, root, m) if s not in out]
+        return out
+    cfg = spec.configure(cfg)
+    if model == "loudness":
+        return []
+    if model == "tokens-nb":
+        if not nb.uses_teacher(cfg):
+            return [("nb", nb.key(cfg, ds))]
+        cache = teach.cache_key(cfg, ds)
+        return [("teacher-model", teach.model_key(cfg)), ("teacher", cache), ("nb", nb.key(cfg, ds, cache))]
+    if spec.family == "tokens":
+        chain = _keys_tokens(cfg, ds)
+        return chain + [("train", train.key(cfg, model, chain[-1][1]))]
+    chain = _keys_teacher(cfg, ds)
+    tfeat, cache, mel_key = chain[-1][1], chain[-2][1], chain[0][1]
+    if spec.family == "teacher":
+        return chain + [("train", train.key(cfg, f"{cfg.teacher.model}-probe", tfeat, head="linear"))]
+    out = chain + ([("tmixes", student.mixes_key(cfg, cache))] if cfg.distill.n_mixes > 0 else [])
+    members = [student.key(cfg, tfeat, cache, j) for j in range(cfg.distill.members)]
+    out += [("student", k) for k in members]
+    for r in range(1, cfg.distill.rounds + 1):
+        pk = rounds.key(cfg, [root / "student" / k for k in members], cache, mel_key, r)
+        members = [student.key(cfg, tfeat, cache, j, round_=r, pseudo_key=pk) for j in range(cfg.distill.members)]
+        out += [("pseudo", pk)] + [("student", k) for k in members]
+    return out
+
+
+def _du_mb(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
+
+
+def _scale_model(root: Path) -> dict:
+    f = root / "scale" / "scale.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
+    """Every stage ``model`` needs with its key, whether it is cached, and its cost."""
+    scale = _scale_model(root).get("models", {}).get(model, {}).get("stages", {})
+    steps = []
+    for stage, key in stage_keys(cfg, ds, root, model):
+        d = A.stage_dir(root, stage, key)
+        if A.is_complete(d):
+            secs = A.manifest(d).get("seconds") or {}
+            total = sum(v for v in secs.values() if isinstance(v, (int, float))) if isinstance(secs, dict) else None
+            steps.append(Step(stage, key, True, round(total, 1) if total is not None else None, _du_mb(d), "measured"))
+        elif stage in scale:
+            s = scale[stage]
+            steps.append(Step(stage, key, False, s.get("seconds"), s.get("disk_mb"), "projected"))
+        else:
+            steps.append(Step(stage, key, False))
+    return steps
+
+
+def table(model: str, steps: list[Step]) -> str:
+    """The plan as text for the terminal."""
+    if not steps:
+        return f"{model}: no stage to build (nothing is trained)"
+    lines = [f"{model}: {sum(not s.cached for s in steps)} of {len(steps)} stages to build",
+             f"  {'stage':<14}{'key':<14}{'state':<9}{'seconds':>10}{'disk MB':>10}  source"]
+    for s in steps:
+        sec = f"{s.seconds:.1f}" if s.seconds is not None else "unknown"
+        mb = f"{s.disk_mb:.1f}" if s.disk_mb is not None else "unknown"
+        lines.append(f"  {s.stage:<14}{s.key:<14}{'cached' if s.cached else 'to build':<9}{sec:>10}{mb:>10}  {s.source}")
+    return "\n".join(lines)

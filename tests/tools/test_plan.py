@@ -1,0 +1,41 @@
+"""`make plan`: the stage keys it walks are the folders a build makes."""
+from __future__ import annotations
+
+from vocalprint import config as C
+from vocalprint.tools import plan
+
+
+def _built(root):
+    return {(d.name, p.name) for d in root.iterdir() if d.is_dir() for p in d.iterdir()
+            if p.is_dir() and not p.name.endswith(".partial")}
+
+
+def test_plan_of_a_built_model_is_all_cached_and_names_its_folders(trained, small_cfg):
+    root, ds, _ = trained
+    steps = plan.plan(small_cfg, ds, root, "stsg-linear")
+    assert [s.stage for s in steps] == ["mels", "tokens", "w2v", "features", "train"]
+    assert all(s.cached and s.source == "measured" and s.seconds is not None for s in steps)
+    assert {(s.stage, s.key) for s in steps} <= _built(root)
+    assert "0 of 5 stages to build" in plan.table("stsg-linear", steps)
+
+
+def test_plan_of_another_head_reuses_the_chain(trained, small_cfg):
+    root, ds, _ = trained
+    steps = plan.plan(small_cfg, ds, root, "melstats-lgbm")
+    assert [s.cached for s in steps] == [True, True, True, True, False]
+    assert steps[-1].source == "unknown" and steps[-1].seconds is None  # no scale model yet
+    assert plan.plan(small_cfg, ds, root, "loudness") == []
+    assert "nothing is trained" in plan.table("loudness", [])
+
+
+def test_model_overrides_and_rounds_change_the_walk(trained, small_cfg):
+    root, ds, _ = trained
+    student = plan.stage_keys(small_cfg, ds, root, "student")
+    cnn = plan.stage_keys(small_cfg, ds, root, "tokens-cnn")
+    assert [s for s, _ in student][:7] == ["mels", "tokens", "w2v", "features", "teacher-model", "teacher", "tfeatures"]
+    assert [s for s, _ in student].count("student") == small_cfg.distill.members
+    assert student[:8] == cnn[:8] and student[-1] != cnn[-1]  # same teacher data, other students
+    two = plan.stage_keys(C.override(small_cfg, "distill.rounds", "2"), ds, root, "student")
+    assert [s for s, _ in two].count("pseudo") == 2 and two[:len(student)] == student
+    ens = plan.stage_keys(C.override(small_cfg, "submit.members", "stsg-linear,melstats-linear"), ds, root, "ensemble")
+    assert len(ens) == 6 and len(set(ens)) == 6  # the shared chain once, two heads
