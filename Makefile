@@ -46,7 +46,7 @@ DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission
 TEACHER_CACHE := teacher teacher-model tmixes
 
 .PHONY: help venv demo-data plan mels tokens w2v features train teacher distill submit evaluate select notebooks bench \
-	bundle kaggle test test-fast clean clean-all
+	bundle kaggle kaggle-check test test-fast clean clean-all
 
 help: ## list the targets, variables and models
 	@echo "vocalprint - make TARGET [VARIABLE=value ...]"
@@ -125,10 +125,12 @@ KAGGLE_OUT ?= $(ARTIFACTS)/kaggle
 bundle: $(STAMP) $(DATA_DEP) ## MODEL as a self-contained bundle (no training data needed) -> artifacts/bundles/MODEL
 	$(call STAGE,export) --out $(ARTIFACTS)/bundles/$(MODEL)
 
+kaggle-check:
+	@$(if $(BUNDLES),,$(if $(filter $(DEMO_DIR),$(DATA_DIR)),echo "make kaggle: DATA_DIR is the demo set; give DATA_DIR=<competition data> or BUNDLES=<bundle folders>" >&2; exit 2))
+
 # with BUNDLES the kit packages those folders as they are; without, it bundles MODEL trained on DATA_DIR,
 # which must not be the demo set (a demo-trained model would score nothing on Kaggle)
-kaggle: $(STAMP) $(if $(BUNDLES),,bundle) ## wheels + bundles (BUNDLES, or MODEL on DATA_DIR) + notebook -> artifacts/kaggle
-	$(if $(BUNDLES),,$(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(error make kaggle: DATA_DIR is the demo set; give DATA_DIR=<competition data> or BUNDLES=<bundle folders>)))
+kaggle: $(STAMP) kaggle-check $(if $(BUNDLES),,bundle) ## wheels + bundles (BUNDLES, or MODEL on DATA_DIR) + notebook -> artifacts/kaggle
 	$(VENV)/bin/python -m vocalprint.tools.kaggle build --out $(KAGGLE_OUT) \
 		--bundle $(if $(BUNDLES),$(BUNDLES),$(ARTIFACTS)/bundles/$(MODEL)) --py $(KAGGLE_PY) \
 		$(if $(KAGGLE_USER),--user $(KAGGLE_USER),) $(if $(filter $(DEMO_DIR),$(DATA_DIR)),,--taxonomy $(DATA_DIR))

@@ -123,3 +123,10 @@ def test_make_clean_keeps_the_teacher_cache_and_clean_all_removes_it(tmp_path):
     r = subprocess.run(common + ["clean-all"], capture_output=True, text=True, timeout=60, env=run_env())
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in art.iterdir()) == ["README.md"]
+
+
+def test_make_kaggle_refuses_to_bundle_a_model_trained_on_the_demo_set(tmp_path):
+    r = subprocess.run(["make", "-s", "-C", str(REPO), "kaggle", f"ARTIFACTS={tmp_path / 'art'}"],
+                       capture_output=True, text=True, timeout=120, env=run_env())
+    assert r.returncode != 0 and "DATA_DIR is the demo set" in r.stderr
+    assert not (tmp_path / "art").exists()  # refused before anything was trained or bundled
