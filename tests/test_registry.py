@@ -126,7 +126,7 @@ def test_make_clean_keeps_the_teacher_cache_and_clean_all_removes_it(tmp_path):
 
 
 def test_make_kaggle_refuses_to_bundle_a_model_trained_on_the_demo_set(tmp_path):
-    r = subprocess.run(["make", "-s", "-C", str(REPO), "kaggle", f"ARTIFACTS={tmp_path / 'art'}"],
+    r = subprocess.run(["make", "-s", "-C", str(REPO), "kaggle", "DATA_DIR=data/demo", f"ARTIFACTS={tmp_path / 'art'}"],
                        capture_output=True, text=True, timeout=120, env=run_env())
     assert r.returncode != 0 and "DATA_DIR is the demo set" in r.stderr
     assert not (tmp_path / "art").exists()  # refused before anything was trained or bundled
