@@ -118,7 +118,7 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     log.info("data %s: %d species, %d training files, %d train soundscapes, %d test soundscapes",
              ds.root, len(ds.species), len(ds.train), len(ds.train_soundscapes), len(ds.test_soundscapes))
     if args.stage == "plan":
-        from vocalprint.tools import plan
+        from vocalprint import plan
 
         print(plan.table(model, plan.plan(cfg, ds, root, model)))
         return 0

@@ -151,7 +151,7 @@ def test_one_round_on_the_demo_data(demo_dir, small_cfg, standin_teacher, tmp_pa
     assert pipeline.distill(cfg, ds, root) == out
     assert {p.name for d in ("student", "pseudo") for p in (root / d).iterdir()} == before
     # `make plan` names exactly the folders the build made, all cached
-    from vocalprint.tools import plan
+    from vocalprint import plan
 
     steps = plan.plan(cfg, ds, root, "student")
     assert steps and all(s.cached and s.source == "measured" for s in steps)

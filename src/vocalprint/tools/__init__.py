@@ -1,3 +1,3 @@
 """Tools around the pipeline: evaluation (evaluate), speed benchmarks (bench), ensemble selection
-(select), the build plan (plan), the notebooks' analysis functions and runner (report, notebooks)
+(select), the notebooks' analysis functions and runner (report, notebooks)
 and the offline Kaggle kit (kaggle)."""

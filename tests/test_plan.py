@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from vocalprint import config as C
-from vocalprint.tools import plan
+from vocalprint import plan
 
 
 def _built(root):
