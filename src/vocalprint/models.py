@@ -117,7 +117,8 @@ def predictor(cfg: Config, ds: Dataset, root: Path, name: str):
 
         _check_members(cfg)
         return EnsemblePredictor([predictor(cfg, ds, root, m) for m in cfg.submit.members],
-                                 weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine)
+                                 weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine,
+                                 weights_unnamed=[float(w) for w in cfg.submit.weights_unnamed])
     pred = _builders()[spec.family][1](spec.configure(cfg), ds, root, name)
     pred.prior = prior(ds.label_matrix())  # the members' prior serves an ensemble
     return pred

@@ -4,7 +4,8 @@ The walk computes every stage's key exactly as the stage wiring (:mod:`vocalprin
 its folder, without building anything; a test checks it against the folders a real build leaves.
 Costs of cached stages come from their manifests (seconds per step) and their size on disk; for
 stages still to build they come from the scale model (``artifacts/scale/scale.json``, written by
-``make scale``) when one exists, else they are "unknown".
+``make scale``) when one exists, at this data's size (training files / 28,564, through each stage's
+fitted power law), else they are "unknown".
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 from vocalprint.config import Config
 from vocalprint.core import artifacts as A
 from vocalprint.data.dataset import Dataset
+
+FULL_TRAIN_FILES = 28_564  # BirdCLEF+ 2025's training files: F = 1 of the scale model
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,26 @@ def _scale_model(root: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | None]:
+    """(seconds, disk MB) of a stage of the scale model at data fraction ``f_now``: its power law
+    ``a * f_now ** b`` (``a`` the F = 1 projection); the F = 1 values when either is unknown."""
+    secs, mb = stage.get("seconds"), stage.get("disk_mb")
+    if _num(f_now) and f_now > 0:
+        if _num(stage.get("exponent")) and _num(stage.get("projected_full_seconds")):
+            secs = stage["projected_full_seconds"] * f_now ** stage["exponent"]
+        if _num(stage.get("disk_exponent")) and _num(mb):
+            mb = mb * f_now ** stage["disk_exponent"]
+    return (round(secs, 1) if _num(secs) else None), (round(mb, 1) if _num(mb) else None)
+
+
 def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
     """Every stage ``model`` needs with its key, whether it is cached, and its cost."""
     scale = _scale_model(root).get("models", {}).get(model, {}).get("stages", {})
+    f_now = len(ds.train) / FULL_TRAIN_FILES  # this data's size as a fraction of the competition's
     steps = []
     for stage, key in stage_keys(cfg, ds, root, model):
         d = A.stage_dir(root, stage, key)
@@ -109,8 +129,7 @@ def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
             total = sum(v for v in secs.values() if isinstance(v, (int, float))) if isinstance(secs, dict) else None
             steps.append(Step(stage, key, True, round(total, 1) if total is not None else None, _du_mb(d), "measured"))
         elif stage in scale:
-            s = scale[stage]
-            steps.append(Step(stage, key, False, s.get("seconds"), s.get("disk_mb"), "projected"))
+            steps.append(Step(stage, key, False, *projected(scale[stage], f_now), "projected"))
         else:
             steps.append(Step(stage, key, False))
     return steps

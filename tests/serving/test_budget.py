@@ -115,6 +115,24 @@ def test_ensemble_averages_members(demo_dir):
         EnsemblePredictor([a, b], weights=[1.0])
 
 
+def test_ensemble_weighs_the_species_the_teacher_cannot_name_apart(demo_dir):
+    from vocalprint.data import dataset
+
+    ds = dataset.load(demo_dir)
+    cfg, clk = _cfg(90), Clock()
+    teacher = FakeModel("birdnet-zeroshot", ds.species, cfg, clk, 0, 0.2)
+    teacher.columns = np.array([5, -1] + [7] * (len(ds.species) - 2))  # it names all but species 1
+    other = FakeModel("tokens-nb", ds.species, cfg, clk, 0, 0.8)
+    ens = EnsemblePredictor([teacher, other], weights=[1, 0], weights_unnamed=[1, 3])
+    p = ens.predict(np.zeros(32000 * 10, np.float32), 2, {})
+    assert np.allclose(p[:, 0], 0.2) and np.allclose(p[:, 2:], 0.2)  # named: the teacher alone
+    assert np.allclose(p[:, 1], 0.25 * 0.2 + 0.75 * 0.8)  # unnamed: the blend
+    with pytest.raises(ValueError, match="needs a teacher member"):
+        EnsemblePredictor([other, other], weights_unnamed=[1, 1])
+    del ens.species_weights  # a bundle pickled before per-group weights: the plain weights
+    assert np.allclose(ens.predict(np.zeros(32000 * 10, np.float32), 2, {}), 0.2)
+
+
 def test_select_prefers_best_auc_that_fits(demo_dir, tmp_path):
     sol = pd.read_csv(demo_dir / "solution.csv")
     rng = np.random.default_rng(0)

@@ -139,6 +139,8 @@ class SubmitConfig:
     student_shift_s: float = 2.5  # MODEL=student: each row takes the max over its window shifted by -/+ this (0 = off)
     members: tuple[str, ...] = ()  # MODEL=ensemble: the models it averages
     weights: tuple[str, ...] = ()  # their weights (default equal)
+    # other weights for the species the teacher cannot name (default: the same as weights)
+    weights_unnamed: tuple[str, ...] = ()
     combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)
 
     def __post_init__(self) -> None:

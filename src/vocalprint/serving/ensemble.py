@@ -11,9 +11,14 @@ class EnsemblePredictor:
 
     Members share the per-file log-Mel frames. Rank averaging is not offered: it needs every row of
     every file before any output, which the budgeted, checkpointing submit cannot wait for.
+
+    ``weights_unnamed``: other weights for the species the teacher cannot name (a teacher member's
+    ``columns`` < 0), e.g. BirdNET alone for the birds it names and a blend with a model trained on
+    the competition's audio for the rest; ``weights`` then apply to the named species.
     """
 
-    def __init__(self, members: list, *, weights: list[float] | None = None, combine: str = "mean"):
+    def __init__(self, members: list, *, weights: list[float] | None = None, combine: str = "mean",
+                 weights_unnamed: list[float] | None = None):
         if not members:
             raise ValueError("an ensemble needs at least one member (submit.members)")
         if combine not in ("mean", "logit"):
@@ -28,6 +33,18 @@ class EnsemblePredictor:
         self.members, self.weights, self.combine = members, w / w.sum(), combine
         self.name = "ensemble(" + "+".join(f"{m.name}:{x:.2f}" for m, x in zip(members, self.weights)) + ")"
         self.species, self.cfg = list(sp), members[0].cfg
+        self.species_weights = None  # [members, species] when the unnamed species weigh otherwise
+        if weights_unnamed:
+            u = np.asarray(weights_unnamed, np.float64)
+            if len(u) != len(members) or (u < 0).any() or u.sum() <= 0:
+                raise ValueError(f"submit.weights_unnamed {list(u)} do not fit {len(members)} members")
+            teachers = [m for m in members if getattr(m, "columns", None) is not None]
+            if not teachers:
+                raise ValueError("submit.weights_unnamed needs a teacher member (birdnet-*, perch-*) to tell "
+                                 "which species it names")
+            named = np.asarray(teachers[0].columns) >= 0
+            self.species_weights = np.where(named[None, :], self.weights[:, None], (u / u.sum())[:, None])
+            self.name += "+unnamed(" + ",".join(f"{x:.2f}" for x in u / u.sum()) + ")"
 
     @property
     def prior(self):
@@ -36,7 +53,9 @@ class EnsemblePredictor:
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         shared = {} if shared is None else shared
         acc = None
-        for m, w in zip(self.members, self.weights):
+        ws = getattr(self, "species_weights", None)  # absent in bundles pickled before it existed
+        for i, m in enumerate(self.members):
+            w = self.weights[i] if ws is None else ws[i]
             p = np.clip(m.predict(x, n, times, shared), 1e-6, 1 - 1e-6).astype(np.float64)
             v = logit(p) if self.combine == "logit" else p
             acc = w * v if acc is None else acc + w * v

@@ -1,0 +1,170 @@
+"""``make scale``: the power-law fit, the projections, scale.json from measured rows, ``make plan``
+reading it at the data's own size, and one tiny real run (loudness: submit only)."""
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from vocalprint import config as C
+from vocalprint import plan as P
+from vocalprint.core import artifacts as A
+from vocalprint.tools import scale as S
+
+FULL = P.FULL_TRAIN_FILES
+
+
+def test_power_law_fit_recovers_the_exponent():
+    a, b = S.fit_power([0.002, 0.01], [3.0 * 0.002 ** 1.3, 3.0 * 0.01 ** 1.3])
+    assert a == pytest.approx(3.0) and b == pytest.approx(1.3)
+    xs = [0.001, 0.01, 0.1, 0.5]
+    a, b = S.fit_power(xs, [7.0 * x ** 0.8 for x in xs])  # more points: least squares in log-log
+    assert a == pytest.approx(7.0) and b == pytest.approx(0.8)
+    assert S.power((a, b), 1.0) == pytest.approx(7.0)
+    assert S.fit_power([0.01, 0.01], [1.0, 2.0]) is None  # one distinct size: no fit
+    assert S.fit_power([0.01, 0.02], [0.0, 2.0]) is None  # a zero cannot sit on a power law
+    assert S.power(None, 1.0) is None
+    c, d = S.fit_affine([0.01, 0.02, 0.03], [501.0, 502.0, 503.0])  # a base of 500 and 100 per unit of x
+    assert c == pytest.approx(500.0) and d == pytest.approx(100.0) and S.fit_affine([0.1], [1.0]) is None
+
+
+def test_four_core_projection_halves_only_the_parallel_share():
+    assert S.four_core_seconds(100.0, 1.0, 4) == pytest.approx(50.0)
+    assert S.four_core_seconds(100.0, 0.0, 4) == pytest.approx(100.0)
+    assert S.four_core_seconds(100.0, 0.6, 4) == pytest.approx(40.0 + 30.0)
+
+
+def test_default_models_leave_out_student_training_and_the_ensemble(monkeypatch):
+    monkeypatch.delenv("PERCH_DIR", raising=False)
+    keep, skipped = S.default_models()
+    assert "tokens-nb" in keep and "loudness" in keep and "birdnet-probe" in keep
+    assert not {"student", "student-fp32", "tokens-cnn", "ensemble", "perch-probe"} & set(keep)
+    assert any(s.startswith("ensemble") for s in skipped)
+
+
+def _run(scale, n_train, n_test, mels_s, mels_mb, nb_s, *, ok=True):
+    """A fake measured row: a parallel ``mels`` stage and a half-parallel ``nb`` stage."""
+    return {"scale": scale, "train_files": n_train, "test_files": n_test, "ok": ok,
+            "stages": {"mels": {"seconds": mels_s, "disk_mb": mels_mb, "steps": {"mels": mels_s}},
+                       "nb": {"seconds": nb_s, "disk_mb": 1.0, "steps": {"frames": nb_s / 2, "fit": nb_s / 2}}},
+            "commands": [{"command": "train", "scale": scale, "wall_s": mels_s + nb_s + 5.0, "cpu_s": 2 * (mels_s + nb_s),
+                          "peak_rss_mb": 500.0 * (n_train / 100) ** 0.5, "rc": 0},
+                         {"command": "submit", "scale": scale, "wall_s": 10.0 * n_test, "cpu_s": 15.0 * n_test,
+                          "peak_rss_mb": 400.0, "rc": 0}]}
+
+
+def test_summary_fits_each_stage_against_the_files_present(tmp_path):
+    # the same stage work per training file: x from the file counts, not the nominal F
+    x1, x2 = 200 / FULL, 400 / FULL
+    runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
+    res = S.summarise([0.002, 0.01], {"tokens-nb": runs}, cores=4, machine={"cores": 2}, generator={"0.002": 60.0})
+    m = res["models"]["tokens-nb"]
+    mels, nb, sub = m["stages"]["mels"], m["stages"]["nb"], m["stages"]["submit"]
+    assert mels["exponent"] == pytest.approx(1.0) and nb["exponent"] == pytest.approx(2.0)
+    assert mels["projected_full_seconds"] == pytest.approx(4.0 / x2)  # linear: 4 s at x2 -> 4 / x2 at x = 1
+    assert mels["seconds"] == mels["projected_full_seconds"] and mels["disk_mb"] == pytest.approx(20.0 / x2)
+    assert nb["projected_full_seconds"] == pytest.approx(16.0 / x2 ** 2) and nb["disk_exponent"] == pytest.approx(0.0)
+    assert mels["parallel_share"] == 1.0 and nb["parallel_share"] == 0.5
+    assert mels["projected_full_seconds_cores"] == pytest.approx(mels["projected_full_seconds"] / 2)
+    assert nb["projected_full_seconds_cores"] == pytest.approx(nb["projected_full_seconds"] * 0.75)
+    assert [p["effective_scale"] for p in mels["measured"]] == [x1, x2]
+    assert sub["basis"].startswith("test files") and sub["exponent"] == pytest.approx(1.0)
+    assert sub["projected_full_seconds"] == pytest.approx(10.0 * 700)
+    other = m["stages"][S.OTHER]  # the train command's 5 s outside the stages: no growth
+    assert other["exponent"] == pytest.approx(0.0) and other["projected_full_seconds"] == pytest.approx(5.0)
+    full = m["projected_full"]
+    want4 = (mels["projected_full_seconds_cores"] + nb["projected_full_seconds_cores"] + 5.0) / 3600
+    assert full["train_hours_4_cores"] == pytest.approx(want4)
+    assert full["train_hours_2_cores"] == pytest.approx((4.0 / x2 + 16.0 / x2 ** 2 + 5.0) / 3600)
+    assert full["peak_rss_gib"] == pytest.approx(max(500.0 * (FULL / 100) ** 0.5, 400.0) / 1024)
+    rss2 = 500.0 * 2 ** 0.5  # train's peak: 500 * sqrt(2) MB at x1, 1,000 MB at x2 -> affine to x = 1
+    assert full["peak_rss_gib_affine"] == pytest.approx((rss2 + (1000.0 - rss2) / (x2 - x1) * (1 - x1)) / 1024)
+    assert full["disk_gb"] == pytest.approx((20.0 / x2 + 1.0) / 1000)
+    assert full["goals_met"]["train_hours_4_cores"] is (want4 <= 12) and set(full["goals_met"]) == set(S.GOALS)
+    # the JSON schema plan.py and readers rely on
+    A.write_json(tmp_path / "scale.json", res)
+    back = json.loads((tmp_path / "scale.json").read_text())
+    assert back["scales"] == [0.002, 0.01] and back["machine"] == {"cores": 2} and back["generator"] == {"0.002": 60.0}
+    st = back["models"]["tokens-nb"]["stages"]["nb"]
+    assert {"measured", "exponent", "projected_full_seconds", "seconds", "disk_mb"} <= set(st)
+    assert {"scale", "seconds", "disk_mb"} <= set(st["measured"][0])
+    assert len(back["models"]["tokens-nb"]["commands"]) == 4
+    assert {"train_hours_4_cores", "peak_rss_gib", "disk_gb"} <= set(back["models"]["tokens-nb"]["projected_full"])
+    table = S.markdown(res)
+    assert "F=0.002 (measured)" in table and "F=1 (projected)" in table and "12 h:" in table and "| nb |" in table
+    S.plot(res, tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").stat().st_size > 0
+
+
+def test_a_timed_out_run_keeps_the_stages_it_completed():
+    late = _run(0.01, 400, 7, 4.0, 2.0, 4.0, ok=False)
+    late["stages"]["nb"]["complete"] = False  # killed in nb: only its .partial folder
+    late["commands"] = [dict(late["commands"][0], rc="timeout", wall_s=1500.0)]
+    res = S.summarise([0.002, 0.01], {"m": [_run(0.002, 200, 2, 2.0, 1.0, 1.0), late]})
+    m = res["models"]["m"]
+    assert m["stages"]["mels"]["exponent"] == pytest.approx(1.0)  # completed before the kill: measured
+    assert m["stages"]["nb"]["exponent"] is None and m["stages"]["nb"]["seconds"] is None
+    assert [p["scale"] for p in m["stages"]["submit"]["measured"]] == [0.002]
+    assert m["projected_full"]["train_hours_4_cores"] is None and m["projected_full"]["goals_met"]["disk_gb"] is None
+    table = S.markdown(res)
+    assert "n/a" in table and "timed out in train after 25.0 min" in table
+
+
+class _FakeDataset:
+    def __init__(self, n: int):
+        self.train = list(range(n))
+
+    def fingerprint(self) -> str:
+        return "fake-data"
+
+
+def test_plan_projects_stages_to_the_size_of_the_data_it_is_asked_about(tmp_path):
+    cfg = C.load(None, ())
+    stages = {"nb": {"exponent": 1.5, "projected_full_seconds": 3600.0, "seconds": 3600.0,
+                     "disk_exponent": 1.0, "disk_mb": 2000.0},
+              "mels": {"exponent": None, "projected_full_seconds": None, "seconds": None, "disk_mb": None}}
+    A.write_json(tmp_path / "scale" / "scale.json", {"models": {"tokens-nb": {"stages": stages}}})
+    ds = _FakeDataset(2856)  # F_now = 0.1
+    f_now = 2856 / FULL
+    (step,) = P.plan(cfg, ds, tmp_path, "tokens-nb")
+    assert step.stage == "nb" and not step.cached and step.source == "projected"
+    assert step.seconds == pytest.approx(round(3600.0 * f_now ** 1.5, 1))
+    assert step.disk_mb == pytest.approx(round(2000.0 * f_now, 1))
+    full = P.plan(cfg, _FakeDataset(FULL), tmp_path, "tokens-nb")[0]
+    assert full.seconds == pytest.approx(3600.0) and full.disk_mb == pytest.approx(2000.0)
+    assert "projected" in P.table("tokens-nb", [step])
+    assert P.projected(stages["mels"], 0.1) == (None, None)  # unfitted: unknown numbers, still projected
+    assert P.projected({"seconds": 10.0, "disk_mb": 1.0}, 0.1) == (10.0, 1.0)  # no exponent: the F = 1 values
+    # a stage already built keeps its measured cost
+    key = P.stage_keys(cfg, ds, tmp_path, "tokens-nb")[0][1]
+    final = A.stage_dir(tmp_path, "nb", key)
+    work = A.partial_dir(final)
+    (work / "t.npy").write_bytes(b"x" * 1000)
+    A.finish(work, final, {"stage": "nb", "seconds": {"frames": 2.0, "fit": 1.5}})
+    (built,) = P.plan(cfg, ds, tmp_path, "tokens-nb")
+    assert built.cached and built.source == "measured" and built.seconds == pytest.approx(3.5)
+    assert P.plan(cfg, ds, tmp_path, "melstats-linear")[0].source == "unknown"  # no scale row for it
+    assert math.isclose(f_now, 0.1, rel_tol=1e-3)
+
+
+def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
+    """loudness trains nothing: one submit per fraction, measured, written and tabled."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "scale-0.0002").symlink_to(demo_dir)  # reused: sample_submission.csv is there
+    assert S.main(["--scales", "0.0002", "--models", "loudness", "--out", str(tmp_path / "out"),
+                   "--data-root", str(data), "--set", "run.n_jobs=1"]) == 0
+    res = json.loads((tmp_path / "out" / "scale.json").read_text())
+    (cmd,) = res["models"]["loudness"]["commands"]
+    assert cmd["command"] == "submit" and cmd["rc"] == 0 and cmd["wall_s"] > 0 and cmd["peak_rss_mb"] > 50
+    assert cmd["cpu_s"] > 0 and cmd["report"]["rows"] > 0
+    assert (tmp_path / "out" / "runs" / "0.0002" / "loudness" / "submission.csv").is_file()
+    assert res["models"]["loudness"]["stages"]["submit"]["exponent"] is None  # one fraction: measured only
+    assert res["generator"] == {"0.0002": None} and (tmp_path / "out" / "scale.png").is_file()
+    assert "| loudness | submit |" in capsys.readouterr().out
+    (tmp_path / "out" / "scale.json").unlink()  # fitted again from measured.json, nothing run
+    assert S.main(["--out", str(tmp_path / "out"), "--from-measured"]) == 0
+    again = json.loads((tmp_path / "out" / "scale.json").read_text())
+    assert again["models"]["loudness"]["commands"] == res["models"]["loudness"]["commands"]
