@@ -46,7 +46,7 @@ DATA_DEP := $(if $(filter $(DEMO_DIR),$(DATA_DIR)),$(DEMO_DIR)/sample_submission
 TEACHER_CACHE := teacher teacher-model tmixes
 
 .PHONY: help venv demo-data plan mels tokens w2v features train teacher distill submit evaluate select notebooks bench \
-	bundle kaggle kaggle-check test test-fast clean clean-all
+	bundle kaggle kaggle-check scale test test-fast clean clean-all
 
 help: ## list the targets, variables and models
 	@echo "vocalprint - make TARGET [VARIABLE=value ...]"
@@ -120,6 +120,14 @@ notebooks: $(STAMP) $(DATA_DEP) ## evaluate NOTEBOOK_MODELS on DATA_DIR, then ex
 BENCH_MODELS ?=
 bench: $(STAMP) $(DATA_DEP) ## time every model (1 and 2 workers), AUC, memory -> artifacts/bench/
 	$(RUN) bench --data $(DATA_DIR) --artifacts $(ARTIFACTS) $(if $(BENCH_MODELS),--models $(BENCH_MODELS),) $(ARGS)
+
+## SCALE        make scale: fractions of BirdCLEF+ 2025's size to measure at (two or more)
+SCALE ?= 0.002,0.01
+## SCALE_MODELS make scale: models to measure (default: every model but the students and ensembles)
+SCALE_MODELS ?=
+scale: $(STAMP) ## synthetic competitions at each SCALE, every model trained and submitted from empty artifacts, growth fitted, BirdCLEF size projected -> artifacts/scale/scale.json
+	$(VENV)/bin/python -m vocalprint.scaling --scales $(SCALE) --out $(ARTIFACTS)/scale --data-root data \
+		$(if $(SCALE_MODELS),--models $(SCALE_MODELS),) --cores 4
 
 KAGGLE_OUT ?= $(ARTIFACTS)/kaggle
 bundle: $(STAMP) $(DATA_DEP) ## MODEL as a self-contained bundle (no training data needed) -> artifacts/bundles/MODEL

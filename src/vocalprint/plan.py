@@ -17,7 +17,7 @@ from vocalprint.config import Config
 from vocalprint.core import artifacts as A
 from vocalprint.data.dataset import Dataset
 
-FULL_TRAIN_FILES = 28_564  # BirdCLEF+ 2025's training files: F = 1 of the scale model
+from vocalprint.data.scale import REAL_CLIPS as FULL_TRAIN_FILES  # BirdCLEF+ 2025: F = 1 of the scale model
 
 
 @dataclass(frozen=True)

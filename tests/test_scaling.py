@@ -11,7 +11,8 @@ import pytest
 from vocalprint import config as C
 from vocalprint import plan as P
 from vocalprint.core import artifacts as A
-from vocalprint.tools import scale as S
+from vocalprint.scaling import fit as S
+from vocalprint.scaling import run as R
 
 FULL = P.FULL_TRAIN_FILES
 
@@ -38,7 +39,7 @@ def test_four_core_projection_halves_only_the_parallel_share():
 
 def test_default_models_leave_out_student_training_and_the_ensemble(monkeypatch):
     monkeypatch.delenv("PERCH_DIR", raising=False)
-    keep, skipped = S.default_models()
+    keep, skipped = R.default_models()
     assert "tokens-nb" in keep and "loudness" in keep and "birdnet-probe" in keep
     assert not {"student", "student-fp32", "tokens-cnn", "ensemble", "perch-probe"} & set(keep)
     assert any(s.startswith("ensemble") for s in skipped)
@@ -51,8 +52,8 @@ def _run(scale, n_train, n_test, mels_s, mels_mb, nb_s, *, ok=True):
                        "nb": {"seconds": nb_s, "disk_mb": 1.0, "steps": {"frames": nb_s / 2, "fit": nb_s / 2}}},
             "commands": [{"command": "train", "scale": scale, "wall_s": mels_s + nb_s + 5.0, "cpu_s": 2 * (mels_s + nb_s),
                           "peak_rss_mb": 500.0 * (n_train / 100) ** 0.5, "rc": 0},
-                         {"command": "submit", "scale": scale, "wall_s": 10.0 * n_test, "cpu_s": 15.0 * n_test,
-                          "peak_rss_mb": 400.0, "rc": 0}]}
+                         {"command": "submit", "scale": scale, "wall_s": 10.0 * n_test + 3.0, "cpu_s": 15.0 * n_test,
+                          "peak_rss_mb": 400.0, "rc": 0, "report": {"elapsed_s": 10.0 * n_test}}]}
 
 
 def test_summary_fits_each_stage_against_the_files_present(tmp_path):
@@ -154,7 +155,7 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     (data / "scale-0.0002").symlink_to(demo_dir)  # reused: sample_submission.csv is there
-    assert S.main(["--scales", "0.0002", "--models", "loudness", "--out", str(tmp_path / "out"),
+    assert R.main(["--scales", "0.0002", "--models", "loudness", "--out", str(tmp_path / "out"),
                    "--data-root", str(data), "--set", "run.n_jobs=1"]) == 0
     res = json.loads((tmp_path / "out" / "scale.json").read_text())
     (cmd,) = res["models"]["loudness"]["commands"]
@@ -162,9 +163,10 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     assert cmd["cpu_s"] > 0 and cmd["report"]["rows"] > 0
     assert (tmp_path / "out" / "runs" / "0.0002" / "loudness" / "submission.csv").is_file()
     assert res["models"]["loudness"]["stages"]["submit"]["exponent"] is None  # one fraction: measured only
+    assert res["models"]["loudness"]["projected_full"]["train_hours_4_cores"] == 0.0  # nothing to train
     assert res["generator"] == {"0.0002": None} and (tmp_path / "out" / "scale.png").is_file()
     assert "| loudness | submit |" in capsys.readouterr().out
     (tmp_path / "out" / "scale.json").unlink()  # fitted again from measured.json, nothing run
-    assert S.main(["--out", str(tmp_path / "out"), "--from-measured"]) == 0
+    assert R.main(["--out", str(tmp_path / "out"), "--from-measured"]) == 0
     again = json.loads((tmp_path / "out" / "scale.json").read_text())
     assert again["models"]["loudness"]["commands"] == res["models"]["loudness"]["commands"]

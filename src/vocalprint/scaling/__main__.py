@@ -1,0 +1,5 @@
+import sys
+
+from vocalprint.scaling.run import main
+
+sys.exit(main())

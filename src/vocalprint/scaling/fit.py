@@ -1,0 +1,241 @@
+"""The scale model's arithmetic: power-law fits of each stage's cost against the data size, the
+projection to BirdCLEF+ 2025's size and to 4 cores, the summary JSON, its table and its plot.
+Pure functions; :mod:`vocalprint.scaling.run` measures what they fit."""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from vocalprint.data.scale import REAL_CLIPS as FULL_TRAIN_FILES
+
+log = logging.getLogger("vocalprint.scale")
+FULL_TEST_FILES = 700
+GOALS = {"train_hours_4_cores": 12.0, "peak_rss_gib": 24.0, "disk_gb": 60.0}
+MEASURED_WORKERS = 2  # run.n_jobs's default: the per-file steps below ran on 2 worker processes
+# steps (manifest "seconds" keys) that map one task per file over run.n_jobs processes
+PARALLEL_STEPS = {"mels": {"mels"}, "tokens": {"assign"}, "features": {"features"}, "nb": {"frames"},
+                  "teacher": {"teacher"}, "tmixes": {"mixes"}, "pseudo": {"label"}}
+OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
+SUBMIT = "submit"
+
+
+def fit_affine(xs, ys) -> tuple[float, float] | None:
+    """``(c, d)`` of ``y = c + d * x`` (least squares); None with fewer than two distinct x. Also a
+    cross-check for quantities with a fixed base (a process's memory), whose power-law exponent
+    between small fractions comes out low."""
+    pts = [(float(x), float(y)) for x, y in zip(xs, ys) if x is not None and y is not None]
+    if len({x for x, _ in pts}) < 2:
+        return None
+    mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+    d = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+    return my - d * mx, d
+
+
+def fit_power(xs, ys) -> tuple[float, float] | None:
+    """``(a, b)`` of ``y = a * x ** b`` through the positive points (two: exact; more: least
+    squares in log-log); None with fewer than two distinct positive x."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x and y and x > 0 and y > 0]
+    f = fit_affine(*zip(*pts)) if pts else None
+    return None if f is None else (math.exp(f[0]), f[1])
+
+
+def power(fit: tuple[float, float] | None, x: float) -> float | None:
+    return None if fit is None else fit[0] * x ** fit[1]
+
+
+def four_core_seconds(seconds: float, parallel_share: float, cores: int, measured: int = MEASURED_WORKERS) -> float:
+    """Wall seconds on ``cores`` from wall on ``measured`` workers, ASSUMING the per-file steps
+    (``parallel_share`` of the stage) speed up linearly with the workers and the rest not at all."""
+    return seconds * (1.0 - parallel_share + parallel_share * measured / cores)
+
+
+def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
+    """Per stage, one measured point per fraction (``train-other`` and ``submit`` from the commands;
+    the stages a failed or timed-out run completed still count)."""
+    pts: dict[str, list[dict]] = {}
+    for r in runs:
+        x_train, x_test = r["train_files"] / FULL_TRAIN_FILES, r["test_files"] / FULL_TEST_FILES
+        for stage, c in r["stages"].items():
+            if c.get("complete", True):
+                pts.setdefault(stage, []).append({"scale": r["scale"], "effective_scale": x_train,
+                                                  "seconds": c["seconds"], "disk_mb": c["disk_mb"],
+                                                  "steps": c.get("steps", {})})
+        if not r.get("ok"):
+            continue
+        cmd = {c["command"]: c for c in r["commands"]}
+        if "train" in cmd:
+            other = cmd["train"]["wall_s"] - sum(c["seconds"] for c in r["stages"].values())
+            pts.setdefault(OTHER, []).append({"scale": r["scale"], "effective_scale": x_train,
+                                              "seconds": round(max(other, 0.0), 2), "disk_mb": 0.0})
+        sub = cmd[SUBMIT]  # submit's own timing of its predictions (no start-up) when it printed one
+        pts.setdefault(SUBMIT, []).append({"scale": r["scale"], "effective_scale": x_test, "disk_mb": 0.0,
+                                           "seconds": sub.get("report", {}).get("elapsed_s") or sub["wall_s"]})
+    return pts
+
+
+def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
+    xs = [p["effective_scale"] for p in pts]
+    t, d = fit_power(xs, [p["seconds"] for p in pts]), fit_power(xs, [p["disk_mb"] for p in pts])
+    last = max(pts, key=lambda p: p["effective_scale"])
+    par = PARALLEL_STEPS.get(stage, set())
+    share = (sum(v for k, v in last.get("steps", {}).items() if k in par) / last["seconds"]) if last["seconds"] else 0.0
+    full = power(t, 1.0)
+    out = {"measured": pts, "basis": "test files / 700 (submit's own elapsed_s)" if stage == SUBMIT
+           else "training files / 28,564",
+           "exponent": None if t is None else round(t[1], 4), "projected_full_seconds": full,
+           "disk_exponent": None if d is None else round(d[1], 4), "parallel_share": round(share, 3),
+           "seconds": full, "disk_mb": power(d, 1.0) if d else (0.0 if all(p["disk_mb"] == 0 for p in pts) else None)}
+    out["projected_full_seconds_cores"] = None if full is None else four_core_seconds(full, share, cores)
+    return out
+
+
+def _fit_commands(runs: list[dict]) -> dict:
+    """Per command: wall, CPU and peak RSS fitted against the command's own basis."""
+    out = {}
+    for name in ("train", SUBMIT):
+        rows = [(r, c) for r in runs if r.get("ok") for c in r["commands"] if c["command"] == name]
+        if not rows:
+            continue
+        xs = [(r["test_files"] / FULL_TEST_FILES) if name == SUBMIT else (r["train_files"] / FULL_TRAIN_FILES)
+              for r, _ in rows]
+        out[name] = {}
+        for q in ("wall_s", "cpu_s", "peak_rss_mb"):
+            f, lin = fit_power(xs, [c[q] for _, c in rows]), fit_affine(xs, [c[q] for _, c in rows])
+            out[name][q] = {"exponent": None if f is None else round(f[1], 4), "projected_full": power(f, 1.0),
+                            "projected_full_affine": None if lin is None else lin[0] + lin[1]}
+    return out
+
+
+def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: int = 4, machine: dict | None = None,
+              generator: dict | None = None) -> dict:
+    """scale.json's content from the measured rows (``measured[model]``: :func:`measure`'s rows)."""
+    from vocalprint import models as M
+
+    res = {"scales": list(scales), "cores_projected": cores, "machine": machine or {}, "models": {},
+           "generator": generator or {}, "assumptions": [
+               "x = training files / 28,564 (submit: test soundscapes / 700, its prediction time without start-up); "
+               "t = a * x ** b per stage, F = 1 at x = 1",
+               f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
+               "per-file parallel share (PARALLEL_STEPS); CPU hours unchanged",
+               "peak RSS: the sum over the process tree (shared pages counted per process); "
+               "peak_rss_gib_affine: the same rows fitted as c + d * x instead"]}
+    for model, runs in measured.items():
+        order = list(M.MODELS[model].stages) if model in M.MODELS else []
+        pts = sorted(_stage_points(runs).items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order)))
+        stages = {s: _fit_stage(s, p, cores) for s, p in pts}
+        cmds = _fit_commands(runs)
+        train = [v for s, v in stages.items() if s != SUBMIT]
+        cpu = cmds.get("train", {}).get("cpu_s", {}).get("projected_full")
+        rss = [c["peak_rss_mb"]["projected_full"] for c in cmds.values()]
+        rss_lin = [c["peak_rss_mb"]["projected_full_affine"] for c in cmds.values()]
+        full = {"train_hours_2_cores": _total([v["projected_full_seconds"] for v in train], 3600),
+                "train_hours_4_cores": _total([v["projected_full_seconds_cores"] for v in train], 3600),
+                "train_cpu_hours": 0.0 if not train else _total([cpu], 3600),
+                "submit_minutes_700_files_2_cores": _total([stages.get(SUBMIT, {}).get("projected_full_seconds")], 60),
+                "submit_own_projection_700_min": next((c["report"].get("projection_700_min") for c in reversed(
+                    [c for r in runs for c in r["commands"]]) if "report" in c), None),  # its per-minute rate
+                "peak_rss_gib": None if not rss or None in rss else max(rss) / 1024,
+                "peak_rss_gib_affine": None if not rss_lin or None in rss_lin else max(rss_lin) / 1024,
+                "disk_gb": _total([v["disk_mb"] for v in stages.values()], 1000)}
+        if not any(r.get("ok") for r in runs):  # nothing finished: no totals (not zero)
+            full = dict.fromkeys(full)
+        full["goals_met"] = {k: (None if full[k] is None else full[k] <= g) for k, g in GOALS.items()}
+        res["models"][model] = {"stages": stages, "commands": [c for r in runs for c in r["commands"]],
+                                "command_fits": cmds, "runs_ok": [r["scale"] for r in runs if r.get("ok")],
+                                "projected_full": full}
+    return res
+
+
+def _total(vals: list, unit: float = 1.0) -> float | None:
+    return None if None in vals else sum(vals) / unit
+
+
+def _fmt_s(s) -> str:
+    if s is None:
+        return "n/a"
+    return f"{s:.1f} s" if s < 120 else (f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h")
+
+
+def _fmt_mb(mb) -> str:
+    return "n/a" if mb is None else (f"{mb:.1f} MB" if mb < 1000 else f"{mb / 1000:.1f} GB")
+
+
+def _fmt_b(b) -> str:
+    return "n/a" if b is None else f"{b:.2f}"
+
+
+def markdown(res: dict) -> str:
+    """model | stage | measured at each F | exponent | projected at F = 1 | goal (rows in **bold**:
+    the model's totals against the goals)."""
+    fs, cores, tick = res["scales"], res["cores_projected"], {True: "met", False: "NOT met", None: "n/a"}
+    head = ["model", "stage"] + [f"F={f:g} (measured)" for f in fs] + ["b (time / disk)", "F=1 (projected)", "goal"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row(model, name, cells, b, proj, goal=""):
+        lines.append(f"| {model} | {name} | " + " | ".join(cells) + f" | {b} | {proj} | {goal} |")
+
+    for model, m in res["models"].items():
+        disk: dict = {}
+        why = {c["scale"]: ("timed out" if c["rc"] == "timeout" else f"failed (rc {c['rc']})") + f" in {c['command']}"
+               f" after {_fmt_s(c['wall_s'])}" for c in m["commands"] if c["rc"] != 0}
+        for stage, s in m["stages"].items():
+            by = {p["scale"]: p for p in s["measured"]}
+            for f, p in by.items():
+                disk[f] = disk.get(f, 0.0) + p["disk_mb"]
+            proj = f"{_fmt_s(s['projected_full_seconds'])}, {_fmt_mb(s['disk_mb'])}"
+            if stage != SUBMIT and s["parallel_share"]:
+                proj += f"; {_fmt_s(s['projected_full_seconds_cores'])} on {cores} cores"
+            row(model, stage, [f"{_fmt_s(by[f]['seconds'])}, {_fmt_mb(by[f]['disk_mb'])} (x={by[f]['effective_scale']:.4f})"
+                               if f in by else why.get(f, "-") for f in fs],
+                f"{_fmt_b(s['exponent'])} / {_fmt_b(s['disk_exponent'])}", proj)
+        full, ok, fits = m["projected_full"], m["projected_full"]["goals_met"], m["command_fits"].get("train", {})
+        train = {c["scale"]: c for c in m["commands"] if c["command"] == "train"}
+        rss: dict = {}
+        for c in m["commands"]:
+            rss[c["scale"]] = max(rss.get(c["scale"], 0), c["peak_rss_mb"])
+        h2, h4, cpu = (full[k] for k in ("train_hours_2_cores", "train_hours_4_cores", "train_cpu_hours"))
+        row(model, "**train wall**", [_fmt_s(train[f]["wall_s"]) + ("" if train[f]["rc"] == 0 else " (killed)")
+                                      if f in train else "-" for f in fs],
+            _fmt_b(fits.get("wall_s", {}).get("exponent")),
+            f"{_fmt_s(None if h4 is None else h4 * 3600)} on {cores} cores ({_fmt_s(None if h2 is None else h2 * 3600)} on 2)",
+            f"12 h: {tick[ok['train_hours_4_cores']]}")
+        row(model, "**train CPU**", [_fmt_s(train[f]["cpu_s"]) if f in train else "-" for f in fs],
+            _fmt_b(fits.get("cpu_s", {}).get("exponent")), "n/a" if cpu is None else f"{cpu:.1f} CPU h")
+        row(model, "**peak RSS**", [f"{rss[f] / 1024:.2f} GiB" if f in rss else "-" for f in fs],
+            " / ".join(f"{k} {_fmt_b(v['peak_rss_mb']['exponent'])}" for k, v in m["command_fits"].items()),
+            "n/a" if full["peak_rss_gib"] is None else f"{full['peak_rss_gib']:.2f} GiB (affine in x: "
+            f"{full['peak_rss_gib_affine']:.2f})",
+            f"24 GiB: {tick[ok['peak_rss_gib']]}")
+        row(model, "**disk**", [_fmt_mb(disk[f]) if f in disk else "-" for f in fs], "",
+            _fmt_mb(None if full["disk_gb"] is None else full["disk_gb"] * 1000), f"60 GB: {tick[ok['disk_gb']]}")
+    return "\n".join(lines)
+
+
+def plot(res: dict, path: Path) -> None:
+    """Measured points and fitted lines per stage, log-log, one panel per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(res["models"])
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.5 * max(1, len(names)), 4), squeeze=False)
+    for ax, model in zip(axes[0], names):
+        for i, (stage, s) in enumerate(res["models"][model]["stages"].items()):
+            c = f"C{i % 10}"
+            xs = [p["effective_scale"] for p in s["measured"] if p["seconds"] > 0]
+            ax.plot(xs, [p["seconds"] for p in s["measured"] if p["seconds"] > 0], "o", color=c, label=stage)
+            if s["exponent"] is not None and xs:
+                grid = np.geomspace(min(xs), 1.0, 30)
+                ax.plot(grid, s["projected_full_seconds"] * grid ** s["exponent"], "--", color=c, lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="x (share of full size)", ylabel="wall seconds (2 workers)",
+               title=model)
+        ax.axvline(1.0, color="grey", lw=0.5)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+

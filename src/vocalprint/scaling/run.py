@@ -1,0 +1,250 @@
+"""``make scale``: train and submit each model at a few fractions F of BirdCLEF+ 2025's size on
+synthetic data, measure every stage (wall, CPU, peak memory, disk) and project it to F = 1.
+
+``python -m vocalprint.scaling --scales 0.002,0.01 --models loudness,tokens-nb --out artifacts/scale``
+
+Per fraction the synthetic set (``demo-data --scale F``) is generated under ``--data-root`` (or
+reused); per model ``train`` then ``submit`` run as subprocesses from an empty artifacts folder,
+their process tree sampled every 0.2 s (sum of RSS; CPU = user + system of the tree, finished
+children included). Each stage's manifest seconds and folder size are fitted as ``t = a * x ** b``.
+
+``x`` is the data actually present, not the nominal F: the generator gives every one of the 206
+classes at least one clip, so F = 0.002 has 210 training files (x = 0.0074) and F = 0.01 has 363
+(x = 0.0127). Training stages use ``x = training files / 28,564`` (what ``make plan`` uses for the
+data it is asked about), ``submit`` uses ``x = test soundscapes / 700``. Writes ``scale.json``
+(read by :mod:`vocalprint.plan`), ``scale.png`` and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from vocalprint.scaling.fit import (GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STEPS, SUBMIT, markdown, plot,
+                                    summarise)
+
+log = logging.getLogger("vocalprint.scale")
+
+
+def default_models() -> tuple[list[str], list[str]]:
+    """(models, why others are left out): every model whose training needs no student training."""
+    from vocalprint import models as M
+
+    keep, skipped = [], []
+    for name, spec in M.MODELS.items():
+        if spec.family == "student" or name == "ensemble":
+            skipped.append(f"{name} ({'averages other models' if name == 'ensemble' else 'needs student training'})")
+        elif name.startswith("perch") and not os.environ.get("PERCH_DIR"):
+            skipped.append(f"{name} (needs PERCH_DIR)")
+        else:
+            keep.append(name)
+    return keep, skipped
+
+
+def _tree(pid: int) -> list:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
+    return []
+
+
+def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, every_s: float = 0.2,
+            env: dict | None = None) -> dict:
+    """Run ``cmd`` (stderr to ``log_path``, stdout to ``log_path`` with ``.out``) and measure it:
+    wall, CPU of the whole tree (the larger of getrusage's children delta, which counts every
+    reaped descendant, and psutil's per-process sum, which also sees any orphans), peak summed RSS."""
+    import psutil
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with open(log_path, "w") as err, open(log_path.with_suffix(".out"), "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        peak, cpu, stop, timed_out = 0, {}, threading.Event(), []
+
+        def sample():
+            nonlocal peak
+            while not stop.is_set():
+                rss = 0
+                for p in _tree(proc.pid):
+                    with contextlib.suppress(psutil.Error), p.oneshot():
+                        rss, t = rss + p.memory_info().rss, p.cpu_times()
+                        cpu[p.pid] = t.user + t.system
+                peak = max(peak, rss)
+                if timeout_s and time.perf_counter() - t0 > timeout_s and not timed_out:
+                    timed_out.append(True)
+                    for p in reversed(_tree(proc.pid)):  # the processes this run started, by id
+                        with contextlib.suppress(psutil.Error):
+                            p.kill()
+                stop.wait(every_s)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
+        stop.set()
+        th.join()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_ru = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return {"wall_s": round(wall, 2), "cpu_s": round(max(cpu_ru, sum(cpu.values())), 2),
+            "cpu_s_rusage": round(cpu_ru, 2), "cpu_s_sampled": round(sum(cpu.values()), 2),
+            "peak_rss_mb": round(peak / 2**20, 1), "rc": "timeout" if timed_out else rc,
+            "load_1min": round(os.getloadavg()[0], 2)}
+
+
+def _du_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6 if Path(path).exists() else 0.0
+
+
+def stage_costs(artifacts: Path) -> dict:
+    """Per stage folder under ``artifacts``: manifest seconds summed over its complete keys (and
+    per step), its size on disk (MB, every key) and whether every key in it is complete (a run
+    killed mid-stage leaves a ``.partial`` folder: not a measurement)."""
+    from vocalprint.core import artifacts as A
+
+    out = {}
+    for d in sorted(p for p in Path(artifacts).iterdir() if p.is_dir()) if Path(artifacts).is_dir() else []:
+        steps: dict[str, float] = {}
+        keys = [k for k in d.iterdir() if k.is_dir()]
+        for k in keys:
+            for name, s in (A.manifest(k).get("seconds") or {}).items() if A.is_complete(k) else ():
+                if isinstance(s, (int, float)):
+                    steps[name] = steps.get(name, 0.0) + s
+        out[d.name] = {"seconds": round(sum(steps.values()), 2), "disk_mb": round(_du_mb(d), 3),
+                       "steps": {k: round(v, 2) for k, v in steps.items()},
+                       "complete": bool(keys) and all(A.is_complete(k) for k in keys)}
+    return out
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+def generate(data_root: Path, scale: float) -> tuple[Path, dict | None]:
+    """The synthetic set at ``scale`` (reused when its sample_submission.csv exists) and its timing."""
+    d = data_root / f"scale-{scale:g}"
+    if (d / "sample_submission.csv").is_file():
+        log.info("scale: reusing %s", d)
+        return d, None
+    data_root.mkdir(parents=True, exist_ok=True)
+    row = run_cmd([sys.executable, "-m", "vocalprint", "demo-data", "--out", str(d), "--scale", f"{scale:g}"],
+                  data_root / f"scale-{scale:g}.log", env=_env())
+    if row["rc"] != 0:
+        raise RuntimeError(f"demo-data --scale {scale:g} failed ({row['rc']}); see {data_root}/scale-{scale:g}.log")
+    return d, dict(row, disk_mb=round(_du_mb(d), 1))
+
+
+def measure(data: Path, model: str, run_dir: Path, *, scale: float, timeout_s: float | None = None,
+            sets: tuple[str, ...] = ()) -> dict:
+    """Train then submit ``model`` on ``data`` from an empty artifacts folder; the measured row."""
+    from vocalprint import models as M
+    from vocalprint.data import dataset
+
+    ds = dataset.load(data)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    art = run_dir / "artifacts"
+    art.mkdir(parents=True)
+    base = [sys.executable, "-m", "vocalprint"]
+    perch = (f"teacher.perch_dir={os.environ['PERCH_DIR']}",) if model.startswith("perch") and os.environ.get("PERCH_DIR") else ()
+    common = ["--data", str(data), "--model", model, "--artifacts", str(art)]
+    for s in ("run.progress=false", *sets, *perch):
+        common += ["--set", s]
+    cmds = [] if not M.get(model).stages else [("train", base + ["train"] + common)]
+    cmds.append((SUBMIT, base + ["submit"] + common + ["--out", str(run_dir / "submission.csv"), "--budget-min", "600"]))
+    rows = []
+    for name, cmd in cmds:
+        log.info("scale F=%g %s: %s", scale, model, name)
+        row = dict(run_cmd(cmd, run_dir / f"{name}.log", timeout_s=timeout_s, env=_env()), command=name, scale=scale)
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            if name == SUBMIT and row["rc"] == 0:  # submit's own summary (rows, projection_700_min)
+                row["report"] = json.loads((run_dir / f"{name}.out").read_text())
+        rows.append(row)
+        log.info("scale F=%g %s %s: %.1f s wall, %.1f CPU s, peak %.0f MB, rc %s", scale, model, name,
+                 row["wall_s"], row["cpu_s"], row["peak_rss_mb"], row["rc"])
+        if row["rc"] != 0:
+            break
+    return {"scale": scale, "train_files": len(ds.train), "test_files": len(ds.test_soundscapes),
+            "stages": stage_costs(art), "commands": rows, "ok": all(r["rc"] == 0 for r in rows)}
+
+
+def _machine() -> dict:
+    import psutil
+
+    return {"cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_1min_at_end": round(os.getloadavg()[0], 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="vocalprint.scaling", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scales", default="0.002,0.01", help="comma-separated fractions F of BirdCLEF+ 2025's size")
+    ap.add_argument("--models", default="", help="comma-separated models (default: all but student and ensemble)")
+    ap.add_argument("--out", default="artifacts/scale")
+    ap.add_argument("--data-root", default=None, help="where scale-F/ data sets go (default OUT/data)")
+    ap.add_argument("--cores", type=int, default=4, help="core count to project wall time to")
+    ap.add_argument("--timeout-min", type=float, default=None, help="kill a command running longer (marked failed)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    ap.add_argument("--from-measured", action="store_true", help="run nothing: fit OUT/measured.json again "
+                    "(stage costs re-read from OUT/runs)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("VOCALPRINT_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from vocalprint import models as M
+    from vocalprint.core.artifacts import write_json
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    old = json.loads((out / "scale.json").read_text()) if (out / "scale.json").is_file() else {}
+    if args.from_measured:
+        saved = json.loads((out / "measured.json").read_text())
+        scales, gen_rows, names = saved["scales"], saved["generator"], list(saved["models"])
+        measured = {m: [dict(r, stages=stage_costs(out / "runs" / f"{r['scale']:g}" / m / "artifacts")) for r in rows]
+                    for m, rows in saved["models"].items()}
+    else:
+        scales = sorted(float(s) for s in args.scales.split(",") if s.strip())
+        names = [m.strip() for m in args.models.split(",") if m.strip()]
+        for m in names:
+            M.get(m)
+        if not names:
+            names, skipped = default_models()
+            print(f"models: {', '.join(names)}\nleft out (name them in --models to include): {'; '.join(skipped)}")
+        gen_rows, measured = {}, {n: [] for n in names}
+        for f in scales:
+            data, row = generate(Path(args.data_root) if args.data_root else out / "data", f)
+            if row:
+                gen_rows[f"{f:g}"] = row
+            for m in names:
+                measured[m].append(measure(data, m, out / "runs" / f"{f:g}" / m, scale=f, sets=tuple(args.set),
+                                           timeout_s=args.timeout_min * 60 if args.timeout_min else None))
+                write_json(out / "measured.json", {"scales": scales, "generator": gen_rows, "models": measured})
+    generator = {f"{f:g}": gen_rows[f"{f:g}"]["wall_s"] if f"{f:g}" in gen_rows
+                 else old.get("generator", {}).get(f"{f:g}") for f in scales}  # reused sets: the last timing known
+    res = summarise(scales, measured, cores=args.cores, machine=_machine(), generator=generator)
+    res["generator_runs"] = gen_rows
+    res["total_seconds"] = old.get("total_seconds") if args.from_measured else round(time.perf_counter() - t0, 1)
+    write_json(out / "scale.json", res)
+    plot(res, out / "scale.png")
+    print(markdown(res))
+    for m in names:
+        if failed := [f"{r['scale']:g}" for r in measured[m] if not r["ok"]]:
+            print(f"{m}: failed or timed out at F = {', '.join(failed)} (see {out}/runs/F/{m}/*.log)")
+    print(f"wrote {out / 'scale.json'} and {out / 'scale.png'} (measuring took {res['total_seconds'] or '?'} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
