@@ -376,6 +376,12 @@ def make_demo(out_dir: Path, *, seed: int = 0, n_species: int = 12, clips_per_sp
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
+    return move_into_place(tmp, out_dir)
+
+
+def move_into_place(tmp: Path, out_dir: Path) -> Path:
+    """Swap a finished set written in ``tmp`` in for ``out_dir`` (refusing a folder that is not a
+    generated data set); returns ``out_dir``."""
     if out_dir.exists():
         check_replaceable(out_dir)
         shutil.rmtree(out_dir)

@@ -40,7 +40,8 @@ from scipy.special import ndtri
 
 from vocalprint.core.parallel import map_files
 from vocalprint.data.demo import (SOUNDSCAPE_S, TAXONOMY_COLUMNS, TRAIN_COLUMNS, WINDOW_S, CallEvent, add_call,
-                                  check_replaceable, log_uniform, peak_normalise, window_labels)
+                                  check_replaceable, log_uniform, move_into_place, peak_normalise,
+                                  window_labels)
 from vocalprint.data.families import family_catalog
 from vocalprint.data.synth import synth_call
 
@@ -318,10 +319,7 @@ def make_scaled(out_dir: str | Path, *, scale: float, seed: int = 0, sr: int = 3
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise
-    if out_dir.exists():
-        check_replaceable(out_dir)
-        shutil.rmtree(out_dir)
-    os.replace(part, out_dir)
+    move_into_place(part, out_dir)
     el = time.perf_counter() - t_start
     size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     log.info("demo-data --scale %g: %.1f h of audio (%d files) in %.0f s = %.1f audio min/s on %d processes; "
