@@ -152,10 +152,11 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
 
         if args.bundle:
             from vocalprint.serving.bundle import load_bundle
+            from vocalprint.tools.kaggle.kit import compare_species  # warns when the species differ
 
             preds = [load_bundle(Path(b)) for b in args.bundle.split(",")]
             for b, p in zip(args.bundle.split(","), preds):
-                _warn_species(b, list(p.species), list(ds.species))
+                compare_species({"species": list(p.species)}, list(ds.species), bundle=f"bundle {b}")
             for p in preds:  # the bundle's model config, this run's budget and worker settings
                 p.cfg = dataclasses.replace(p.cfg, submit=cfg.submit, run=cfg.run)
             cfg = preds[0].cfg
@@ -175,16 +176,6 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
         print(json.dumps({k: rep[k] for k in ("model", "rows", "predicted_files", "elapsed_s",
                                               "audio_minutes", "projection_700_min")}, indent=1))
     return 0
-
-
-def _warn_species(bundle: str, have: list[str], want: list[str]) -> None:
-    """A bundle trained on another competition's species still writes a complete submission (the
-    missing species get the prior), but the user must hear about it."""
-    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    if missing or extra:
-        log.warning("bundle %s was trained on other species than this competition's taxonomy: %d of %d "
-                    "species missing (scored by the prior: %s%s), %d extra (dropped)", bundle, len(missing),
-                    len(want), ", ".join(missing[:5]), " ..." if len(missing) > 5 else "", len(extra))
 
 
 def _evaluate(data_root: Path, sub: Path, model: str, root: Path) -> int:

@@ -106,10 +106,10 @@ def compare_species(manifest: dict, species: list[str], *, bundle: str = "bundle
     out = {"bundle": len(have), "competition": len(species), "missing": missing, "extra": extra}
     where = f" ({source})" if source else ""
     if not have:
-        log.warning("kaggle: %s: its manifest.json lists no species; cannot compare it with the %d species "
+        log.warning("%s: its manifest.json lists no species; cannot compare it with the %d species "
                     "of the taxonomy%s", bundle, len(species), where)
     elif missing or extra:
-        log.warning("kaggle: %s predicts %d species, the taxonomy%s has %d: %d competition species are "
+        log.warning("%s predicts %d species, the taxonomy%s has %d: %d competition species are "
                     "missing from the bundle (their columns get the prior: %s) and %d of its species are not "
                     "in the competition (dropped: %s)%s", bundle, len(have), where, len(species), len(missing),
                     _few(missing), len(extra), _few(extra),
