@@ -61,6 +61,23 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
     again = load_bundle(b)
     x = load_audio(ds.test_soundscapes[0])
     np.testing.assert_allclose(again.predict(x, 12, {}), probe.predict(x, 12, {}), rtol=1e-5, atol=1e-6)
+    # MODEL=recommended: its frozen members and weights, then a fifth of each file maximum; its
+    # bundle carries every member (BirdNET's model file and the token tables) and predicts the same
+    rec = models.predictor(tcfg, ds, root, "recommended")
+    assert rec.name == "recommended" and [m.name for m in rec.members] == ["birdnet-zeroshot", "tokens-nb"]
+    nb = models.predictor(tcfg, ds, root, "tokens-nb")
+    zp, npred = zero.predict(x, 12, {}), nb.predict(x, 12, {})
+    named = np.asarray(zero.columns) >= 0
+    want = np.where(named, zp, 0.75 * np.clip(zp, 1e-6, 1 - 1e-6) + 0.25 * np.clip(npred, 1e-6, 1 - 1e-6))
+    want = 0.8 * want + 0.2 * want.max(axis=0, keepdims=True)
+    got = rec.predict(x, 12, {})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.ptp(got) > 0
+    rb = save_bundle(rec, tmp_path / "recommended")
+    assert (rb / "m1_model.tflite").is_file()  # member 1 (BirdNET) of the bundle's predictor 0
+    back = load_bundle(rb)
+    assert [m.name for m in back.members] == ["birdnet-zeroshot", "tokens-nb"] and back.file_max == 0.2
+    np.testing.assert_allclose(back.predict(x, 12, {}), got, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow

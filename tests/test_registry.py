@@ -33,6 +33,23 @@ def test_registry_entries_are_consistent():
         models.get("nope")
 
 
+def test_recommended_resolves_to_its_frozen_recipe():
+    """MODEL=recommended is a fixed recipe: a user's submit.members/weights cannot change it."""
+    spec = models.get("recommended")
+    assert spec.bundle == "members" and spec.file_max == 0.2
+    user = C.override(C.override(C.Config(), "submit.members", "loudness,stsg-linear"), "submit.weights", "1,1")
+    for cfg in (C.Config(), user):
+        sub = spec.configure(cfg).submit
+        assert sub.members == ("birdnet-zeroshot", "tokens-nb") and sub.weights == ("1", "0")
+        assert sub.weights_unnamed == ("0.75", "0.25") and sub.combine == "mean"
+        assert models.members_of(cfg, "recommended") == ("birdnet-zeroshot", "tokens-nb")
+    assert models.members_of(user, "ensemble") == ("loudness", "stsg-linear")
+    assert models.members_of(user, "tokens-nb") == ()
+    # an ensemble of ensembles is refused before any work
+    with pytest.raises(C.ConfigError, match="cannot be ensembles"):
+        models.train(C.override(C.Config(), "submit.members", "recommended,tokens-nb"), None, None, "ensemble")
+
+
 def test_no_other_module_lists_model_names():
     """A tuple, list or set literal holding two or more model names anywhere but models.py is a
     second registry."""

@@ -28,6 +28,9 @@ class ModelSpec:
     only with ``distill.rounds`` > 0).
     ``bundle``: what its bundle carries besides the pickled predictor (``none``, ``tflite``
     model files, ``members``' bundles). ``bench``: in ``make bench``'s default list.
+    ``file_max``: a blend of each species' maximum over the file that the model's own predictor
+    applies (part of a frozen recipe, so it travels in the bundle; ``submit.file_max`` still
+    applies on top).
     """
 
     name: str
@@ -37,6 +40,7 @@ class ModelSpec:
     bundle: str = "none"
     bench: bool = False
     options: tuple[tuple[str, Any], ...] = ()  # config overrides that define this model
+    file_max: float = 0.0
 
     def configure(self, cfg: Config) -> Config:
         """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front)."""
@@ -76,6 +80,13 @@ MODELS: dict[str, ModelSpec] = dict([
           options=(("distill", (("front", "tokens"),)),)),
     _spec("ensemble", "serving", "submit.members averaged (submit.weights; submit.combine mean or logit)", (),
           bundle="members"),
+    # the frozen recipe chosen on dev-wide (docs/results.md, "The recommended submission"): BirdNET's own
+    # logits for the species it names; for the rest 3/4 of its probe's and 1/4 of tokens-nb's
+    # probabilities; then a fifth of each species' maximum over the file blended into every window
+    _spec("recommended", "serving", "frozen recipe: birdnet-zeroshot, tokens-nb for the species BirdNET "
+          "cannot name, file maxima", (), bundle="members", file_max=0.2,
+          options=(("submit", (("members", ("birdnet-zeroshot", "tokens-nb")), ("weights", ("1", "0")),
+                               ("weights_unnamed", ("0.75", "0.25")), ("combine", "mean"))),)),
 ])
 
 NAMES: tuple[str, ...] = tuple(MODELS)
@@ -101,7 +112,8 @@ def train(cfg: Config, ds: Dataset, root: Path, name: str) -> Path:
     """Build every stage ``name`` needs that is not cached; returns its last stage folder (the
     artifacts root for models that train nothing)."""
     spec = get(name)
-    if name == "ensemble":
+    if spec.bundle == "members":
+        cfg = spec.configure(cfg)
         _check_members(cfg)
         return [train(cfg, ds, root, m) for m in cfg.submit.members][-1]
     return _builders()[spec.family][0](spec.configure(cfg), ds, root, name)
@@ -112,25 +124,32 @@ def predictor(cfg: Config, ds: Dataset, root: Path, name: str):
     from vocalprint.tokens.heads import prior
 
     spec = get(name)
-    if name == "ensemble":
+    if spec.bundle == "members":
         from vocalprint.serving.ensemble import EnsemblePredictor
 
+        cfg = spec.configure(cfg)
         _check_members(cfg)
         return EnsemblePredictor([predictor(cfg, ds, root, m) for m in cfg.submit.members],
                                  weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine,
-                                 weights_unnamed=[float(w) for w in cfg.submit.weights_unnamed])
+                                 weights_unnamed=[float(w) for w in cfg.submit.weights_unnamed],
+                                 file_max=spec.file_max, label=None if name == "ensemble" else name)
     pred = _builders()[spec.family][1](spec.configure(cfg), ds, root, name)
     pred.prior = prior(ds.label_matrix())  # the members' prior serves an ensemble
     return pred
 
 
+def members_of(cfg: Config, name: str) -> tuple[str, ...]:
+    """The models ``name`` averages (its recipe's, or ``submit.members`` for ``ensemble``); () for
+    a model that averages nothing."""
+    spec = get(name)
+    return tuple(spec.configure(cfg).submit.members) if spec.bundle == "members" else ()
+
+
 def _check_members(cfg: Config) -> None:
-    if "ensemble" in cfg.submit.members:
-        raise ConfigError("an ensemble cannot contain itself")
     if not cfg.submit.members:
         raise ConfigError("MODEL=ensemble needs submit.members (e.g. --set submit.members=tokens-nb,student)")
-    for m in cfg.submit.members:
-        get(m)
+    if any(get(m).bundle == "members" for m in cfg.submit.members):
+        raise ConfigError("an ensemble's members cannot be ensembles themselves")
 
 
 def help_table() -> str:

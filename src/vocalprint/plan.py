@@ -62,9 +62,9 @@ def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[s
     from vocalprint.tokens.nb import stage as nb
 
     spec = models.get(model)
-    if model == "ensemble":
+    if spec.bundle == "members":
         out: list[tuple[str, str]] = []
-        for m in cfg.submit.members:
+        for m in models.members_of(cfg, model):
             out += [s for s in stage_keys(cfg, ds, root, m) if s not in out]
         return out
     cfg = spec.configure(cfg)

@@ -42,8 +42,8 @@ def default_models() -> tuple[list[str], list[str]]:
 
     keep, skipped = [], []
     for name, spec in M.MODELS.items():
-        if spec.family == "student" or name == "ensemble":
-            skipped.append(f"{name} ({'averages other models' if name == 'ensemble' else 'needs student training'})")
+        if spec.family == "student" or spec.bundle == "members":
+            skipped.append(f"{name} ({'averages other models' if spec.bundle == 'members' else 'needs student training'})")
         elif name.startswith("perch") and not os.environ.get("PERCH_DIR"):
             skipped.append(f"{name} (needs PERCH_DIR)")
         else:

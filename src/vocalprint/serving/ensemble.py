@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from vocalprint.core.numeric import logit, sigmoid
+from vocalprint.serving.submit import file_max as blend_file_max
 
 
 class EnsemblePredictor:
@@ -15,10 +16,14 @@ class EnsemblePredictor:
     ``weights_unnamed``: other weights for the species the teacher cannot name (a teacher member's
     ``columns`` < 0), e.g. BirdNET alone for the birds it names and a blend with a model trained on
     the competition's audio for the rest; ``weights`` then apply to the named species.
+
+    ``file_max``: blend of each species' maximum over the file into every window, applied to the
+    combined output (a frozen recipe's own post-processing, carried in its bundle). ``label``: the
+    name it reports (a registry recipe's) instead of the member list.
     """
 
     def __init__(self, members: list, *, weights: list[float] | None = None, combine: str = "mean",
-                 weights_unnamed: list[float] | None = None):
+                 weights_unnamed: list[float] | None = None, file_max: float = 0.0, label: str | None = None):
         if not members:
             raise ValueError("an ensemble needs at least one member (submit.members)")
         if combine not in ("mean", "logit"):
@@ -45,6 +50,14 @@ class EnsemblePredictor:
             named = np.asarray(teachers[0].columns) >= 0
             self.species_weights = np.where(named[None, :], self.weights[:, None], (u / u.sum())[:, None])
             self.name += "+unnamed(" + ",".join(f"{x:.2f}" for x in u / u.sum()) + ")"
+        if not 0.0 <= file_max <= 1.0:
+            raise ValueError(f"file_max must lie in [0, 1], got {file_max}")
+        self.file_max = float(file_max)
+        if file_max:
+            self.name += f"+file_max({file_max:g})"
+        self.recipe = self.name
+        if label:
+            self.name = label
 
     @property
     def prior(self):
@@ -59,4 +72,5 @@ class EnsemblePredictor:
             p = np.clip(m.predict(x, n, times, shared), 1e-6, 1 - 1e-6).astype(np.float64)
             v = logit(p) if self.combine == "logit" else p
             acc = w * v if acc is None else acc + w * v
-        return sigmoid(acc) if self.combine == "logit" else acc.astype(np.float32)
+        p = sigmoid(acc) if self.combine == "logit" else acc.astype(np.float32)
+        return blend_file_max(p, getattr(self, "file_max", 0.0))  # absent in bundles pickled before it existed

@@ -249,6 +249,8 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
     cores_here = cores or os.cpu_count() or 1
     report = {
         "model": predictors[0].name, "models_used": sorted(set(used.values())),
+        "members": [m.name for m in getattr(predictors[0], "members", ())],
+        "recipe": getattr(predictors[0], "recipe", predictors[0].name),
         "files": len(files), "rows": len(ids), "predicted_files": len(preds),
         "fallback_files": sorted(set(p.stem for p, _ in files) - set(preds)),
         "reasons": reasons, "switches": switches, "stopped": stopped,

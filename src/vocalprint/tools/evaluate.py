@@ -66,7 +66,8 @@ def evaluate(data_root: Path, sub: Path, model: str, root: Path, *, labels: list
     tax = pd.read_csv(tax_path) if tax_path.is_file() else pd.DataFrame(columns=["primary_label"])
     res = {"model": model, "data": str(data_root), "macro_auc": auc, "n_species_scored": len(per),
            "per_class": group_auc(per, taxon_groups(tax)), "per_teacher": group_auc(per, teacher_groups(tax, labels)),
-           "per_species": per, "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
+           "per_species": per, "members": t.get("members", []), "recipe": t.get("recipe", model),
+           "seconds": t.get("elapsed_s"), "audio_minutes": t.get("audio_minutes"),
            "projection_700_min": t.get("projection_700_min")}
     write_json(root / "metrics" / f"{model}.json", res)
     with atomic_path(root / "metrics" / f"{model}.csv") as tmp:

@@ -37,7 +37,8 @@ def load_runs(metrics_dir: Path, data_root: Path) -> dict[str, tuple[pd.DataFram
     for j in sorted(metrics_dir.glob("*.json")):
         m = json.loads(j.read_text())
         csv = j.with_suffix(".csv")
-        if Path(m.get("data", "")).resolve() != data_root.resolve() or not csv.is_file() or m["model"] == "ensemble":
+        if Path(m.get("data", "")).resolve() != data_root.resolve() or not csv.is_file() \
+                or m["model"].startswith("ensemble") or m.get("members"):  # averages of models: not candidates
             continue
         minutes = benched.get(m["model"], (m.get("projection_700_min") or {}).get("2_cores"))
         if minutes is None:
