@@ -32,10 +32,37 @@ def test_model_overrides_and_rounds_change_the_walk(trained, small_cfg):
     root, ds, _ = trained
     student = plan.stage_keys(small_cfg, ds, root, "student")
     cnn = plan.stage_keys(small_cfg, ds, root, "tokens-cnn")
-    assert [s for s, _ in student][:7] == ["mels", "tokens", "w2v", "features", "teacher-model", "teacher", "tfeatures"]
+    assert [s for s, _ in student][:6] == ["teacher-model", "teacher", "windows", "tfeatures", "mels", "tmixes"]
     assert [s for s, _ in student].count("student") == small_cfg.distill.members
-    assert student[:8] == cnn[:8] and student[-1] != cnn[-1]  # same teacher data, other students
+    assert student[:6] == cnn[:6] and student[-1] != cnn[-1]  # same teacher data, other students
     two = plan.stage_keys(C.override(small_cfg, "distill.rounds", "2"), ds, root, "student")
     assert [s for s, _ in two].count("pseudo") == 2 and two[:len(student)] == student
     ens = plan.stage_keys(C.override(small_cfg, "submit.members", "stsg-linear,melstats-linear"), ds, root, "ensemble")
     assert len(ens) == 6 and len(set(ens)) == 6  # the shared chain once, two heads
+
+
+def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg, standin_teacher, tmp_path):
+    """birdnet-zeroshot builds no Mel frames or tokens, tokens-nb no Word2Vec or features; what a
+    build makes is what the plan walked, and the teacher's training windows are the token
+    features stage's windows."""
+    import numpy as np
+    import pandas as pd
+
+    from vocalprint import models
+    from vocalprint.audio import clips
+
+    root, ds, _ = trained
+    model, labels = standin_teacher
+    cfg = C.override(small_cfg, "teacher", {"stride_s": 3.0, "model_path": model, "labels_path": labels})
+    for name, stages in (("birdnet-zeroshot", {"teacher-model", "teacher", "windows", "tfeatures", "train"}),
+                         ("tokens-nb", {"nb"})):
+        empty = tmp_path / name
+        walked = plan.stage_keys(cfg, ds, empty, name)
+        models.train(cfg, ds, empty, name)
+        assert {d.name for d in empty.iterdir()} == stages
+        assert _built(empty) == set(walked)
+    win = clips.run(cfg, ds, tmp_path / "birdnet-zeroshot")
+    feat = next((root / "features").iterdir())
+    assert pd.read_csv(win / "windows.csv").equals(pd.read_csv(feat / "windows.csv"))
+    for n in ("Y", "groups"):
+        np.testing.assert_array_equal(np.load(win / f"{n}.npy"), np.load(feat / f"{n}.npy"))

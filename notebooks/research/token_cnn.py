@@ -34,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=1024, help="K-means centroids (tokens)")
     a, cfg, ds, root, solution = dev_setup(["distill.width=32", "run.progress=false"], ap)
-    _, cache, tfeat = pipeline.teacher_features(cfg, ds, root)
+    cache, tfeat = pipeline.teacher_features(cfg, ds, root)
     tm = student.mixes(cfg, ds, cache, root)
     species = A.manifest(tfeat)["species"]
     X = np.asarray(np.load(A.verified(tm / "mel.npy"), mmap_mode="r"), np.float32)

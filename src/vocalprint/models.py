@@ -16,7 +16,8 @@ from vocalprint.config import Config, ConfigError
 from vocalprint.data.dataset import Dataset
 
 TOKEN_CHAIN = ("mels", "tokens", "w2v", "features")
-TEACHER_CHAIN = TOKEN_CHAIN + ("teacher-model", "teacher", "tfeatures")
+TEACHER_CHAIN = ("teacher-model", "teacher", "windows", "tfeatures")  # no Mel frames, no tokens
+STUDENT_CHAIN = TEACHER_CHAIN + ("mels", "tmixes", "student", "pseudo")
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,12 @@ MODELS: dict[str, ModelSpec] = dict([
     _spec("perch-probe", "teacher", "logistic regression on Perch v2's embedding",
           TEACHER_CHAIN + ("train",), bundle="tflite", options=(("teacher", (("model", "perch"),)),)),
     _spec("student", "student", "distilled log-Mel CNNs (distill.members), int8 TFLite, +/- shifted windows",
-          TEACHER_CHAIN + ("tmixes", "student", "pseudo"), bundle="tflite", bench=True),
+          STUDENT_CHAIN, bundle="tflite", bench=True),
     _spec("student-fp32", "student", "the same students as float32 TFLite",
-          TEACHER_CHAIN + ("tmixes", "student", "pseudo"),
+          STUDENT_CHAIN,
           bundle="tflite"),
     _spec("tokens-cnn", "student", "the student's CNN over 32 band-group token codebooks (K = 16 each)",
-          TEACHER_CHAIN + ("tmixes", "student", "pseudo"), bundle="tflite", bench=True,
+          STUDENT_CHAIN, bundle="tflite", bench=True,
           options=(("distill", (("front", "tokens"),)),)),
     _spec("ensemble", "serving", "submit.members averaged (submit.weights; submit.combine mean or logit)", (),
           bundle="members"),

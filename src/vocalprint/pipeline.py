@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vocalprint.audio import mel
+from vocalprint.audio import clips, mel
 from vocalprint.config import Config
 from vocalprint.data.dataset import Dataset
 from vocalprint.teacher import stage as teach
@@ -38,11 +38,10 @@ def features_(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path, P
     return m, t, w, features.run(cfg, ds, m, t, w, root)
 
 
-def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path]:
-    """(mels, teacher cache, teacher features of the training windows)."""
-    m, _, _, f = features_(cfg, ds, root)
+def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path]:
+    """(teacher cache, teacher features of the training windows): no Mel frames, no tokens."""
     cache = teach.run(cfg, ds, root)
-    return m, cache, teach.features(cfg, cache, f, root)
+    return cache, teach.features(cfg, cache, clips.run(cfg, ds, root), root)
 
 
 def tokens_nb(cfg: Config, ds: Dataset, root: Path) -> Path:
@@ -57,8 +56,8 @@ def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
     self-training round (``distill.rounds``; 0: the distilled students alone)."""
     from vocalprint.student import rounds
 
-    m, cache, tf = teacher_features(cfg, ds, root)
-    return rounds.run_rounds(cfg, ds, m, cache, tf, root)
+    cache, tf = teacher_features(cfg, ds, root)
+    return rounds.run_rounds(cfg, ds, mels(cfg, ds, root), cache, tf, root)
 
 
 # ------------------------------------------------------------------ per family, for the registry
@@ -92,7 +91,7 @@ def tokens_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
 def train_teacher(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
     """The teacher's cache and the probe on its embedding (zero-shot models use the probe for the
     species the teacher cannot name)."""
-    _, _, tf = teacher_features(cfg, ds, root)
+    _, tf = teacher_features(cfg, ds, root)
     return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
 
 

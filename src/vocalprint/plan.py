@@ -43,12 +43,12 @@ def _keys_tokens(cfg: Config, ds: Dataset) -> list[tuple[str, str]]:
 
 
 def _keys_teacher(cfg: Config, ds: Dataset) -> list[tuple[str, str]]:
+    from vocalprint.audio import clips
     from vocalprint.teacher import stage as teach
 
-    chain = _keys_tokens(cfg, ds)
-    cache = teach.cache_key(cfg, ds)
-    return chain + [("teacher-model", teach.model_key(cfg)), ("teacher", cache),
-                    ("tfeatures", teach.features_key(cfg, cache, chain[-1][1]))]
+    cache, win = teach.cache_key(cfg, ds), clips.key(cfg, ds)
+    return [("teacher-model", teach.model_key(cfg)), ("teacher", cache), ("windows", win),
+            ("tfeatures", teach.features_key(cfg, cache, win))]
 
 
 def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[str, str]]:
@@ -78,11 +78,14 @@ def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[s
     if spec.family == "tokens":
         chain = _keys_tokens(cfg, ds)
         return chain + [("train", train.key(cfg, model, chain[-1][1]))]
+    from vocalprint.audio import mel
+
     chain = _keys_teacher(cfg, ds)
-    tfeat, cache, mel_key = chain[-1][1], chain[-2][1], chain[0][1]
+    tfeat, cache, mel_key = chain[-1][1], dict(chain)["teacher"], mel.key(cfg, ds)
     if spec.family == "teacher":
         return chain + [("train", train.key(cfg, f"{cfg.teacher.model}-probe", tfeat, head="linear"))]
-    out = chain + ([("tmixes", student.mixes_key(cfg, cache))] if cfg.distill.n_mixes > 0 else [])
+    out = chain + [("mels", mel_key)]  # the students' own input
+    out += [("tmixes", student.mixes_key(cfg, cache))] if cfg.distill.n_mixes > 0 else []
     members = [student.key(cfg, tfeat, cache, j) for j in range(cfg.distill.members)]
     out += [("student", k) for k in members]
     for r in range(1, cfg.distill.rounds + 1):

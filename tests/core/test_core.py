@@ -14,7 +14,8 @@ from vocalprint.tokens import w2v
 from vocalprint.audio.decode import frame_windows, n_windows, row_ids
 from vocalprint.serving.budget import Budget
 from vocalprint.core.metrics import macro_auc
-from vocalprint.tokens.pool import clip_windows, pool_mel, pool_tokens
+from vocalprint.audio.clips import clip_windows
+from vocalprint.tokens.pool import pool_mel, pool_tokens
 from vocalprint.serving.submission import SubmissionError, frame, validate
 
 

@@ -111,7 +111,8 @@ def test_one_round_on_the_demo_data(demo_dir, small_cfg, standin_teacher, tmp_pa
     ds = dataset.load(demo_dir)
     root = tmp_path / "artifacts"
     out = pipeline.distill(cfg, ds, root)
-    mel_dir, cache, tf = pipeline.teacher_features(cfg, ds, root)
+    cache, tf = pipeline.teacher_features(cfg, ds, root)
+    mel_dir = pipeline.mels(cfg, ds, root)
     r0 = root / "student" / student.key(cfg, tf.name, cache.name)
     assert A.is_complete(r0) and A.manifest(r0)["round"] == 0 and A.manifest(r0)["pseudo"] is None
     assert len(out) == 1 and out[0] != r0

@@ -183,19 +183,19 @@ def pool(starts: np.ndarray, logits: np.ndarray, emb: np.ndarray, bounds_s: np.n
     return pool_groups(assign_bounds(starts, chunk_s=chunk_s, bounds_s=bounds_s), logits, emb)
 
 
-def features_key(cfg: Config, teacher_key: str, feat_key: str) -> str:
-    return fingerprint("tfeatures", teacher_key, feat_key)
+def features_key(cfg: Config, teacher_key: str, windows_key: str) -> str:
+    return fingerprint("tfeatures", teacher_key, windows_key)
 
 
-def features(cfg: Config, cache_dir: Path, feat_dir: Path, root: Path) -> Path:
-    """Teacher embedding (``X_<teacher>.npy``) and logits (``T.npy``) of every training window of
-    the features stage, with its labels and groups, for the probe head and distillation."""
-    final = A.stage_dir(root, "tfeatures", features_key(cfg, cache_dir.name, feat_dir.name))
+def features(cfg: Config, cache_dir: Path, win_dir: Path, root: Path) -> Path:
+    """Teacher embedding (``X_<teacher>.npy``) and logits (``T.npy``) of every training window
+    (:mod:`vocalprint.audio.clips`), with its labels and groups, for the probe head and distillation."""
+    final = A.stage_dir(root, "tfeatures", features_key(cfg, cache_dir.name, win_dir.name))
     if A.is_complete(final):
         return final
     work = A.partial_dir(final)
-    man = A.manifest(feat_dir)
-    windows = pd.read_csv(feat_dir / "windows.csv")
+    man = A.manifest(win_dir)
+    windows = pd.read_csv(win_dir / "windows.csv")
     sec = cfg.mel.hop / cfg.audio.sr
     chunk_s = CHUNK_S[cfg.teacher.model]
     n_sp = len(man["species"])
@@ -221,8 +221,8 @@ def features(cfg: Config, cache_dir: Path, feat_dir: Path, root: Path) -> Path:
     A.save_npy(work / f"X_{cfg.teacher.model}.npy", X)
     A.save_npy(work / "T.npy", T)
     for n in ("Y", "groups"):
-        shutil.copyfile(A.verified(feat_dir / f"{n}.npy"), work / f"{n}.npy")
-    shutil.copyfile(feat_dir / "windows.csv", work / "windows.csv")
-    return A.finish(work, final, {"stage": "tfeatures", "upstream": [cache_dir.name, feat_dir.name],
+        shutil.copyfile(A.verified(win_dir / f"{n}.npy"), work / f"{n}.npy")
+    shutil.copyfile(win_dir / "windows.csv", work / "windows.csv")
+    return A.finish(work, final, {"stage": "tfeatures", "upstream": [cache_dir.name, win_dir.name],
                                   "species": man["species"], "n_windows": len(windows),
                                   "n_missing": int((~ok).sum()), "seconds": timer.seconds})

@@ -15,7 +15,8 @@ from vocalprint.tokens import w2v as W
 from vocalprint.config import Config, fingerprint, frames_per_window
 from vocalprint.data.dataset import Dataset, DatasetError
 from vocalprint.core.parallel import map_files
-from vocalprint.tokens.pool import clip_windows, pool_mel, pool_tokens
+from vocalprint.audio.clips import clip_windows
+from vocalprint.tokens.pool import pool_mel, pool_tokens
 
 log = logging.getLogger(__name__)
 

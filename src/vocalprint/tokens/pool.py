@@ -48,15 +48,3 @@ def pool_mel(frames: np.ndarray, bounds: np.ndarray) -> np.ndarray:
             out[i, :m] = w.mean(axis=0)
             out[i, m:] = w.std(axis=0)
     return out
-
-
-def clip_windows(n_frames: int, *, fpw: int, hop: int, min_frames: int) -> np.ndarray:
-    """Training windows inside a focal clip: [n, 2] frame bounds, hop ``hop``, last one flush with
-    the end; a clip shorter than a window gives one window over all of it."""
-    if n_frames <= fpw:
-        return np.array([[0, n_frames]]) if n_frames >= min_frames else np.zeros((0, 2), int)
-    starts = list(range(0, n_frames - fpw + 1, max(1, hop)))
-    if starts[-1] + fpw < n_frames:
-        starts.append(n_frames - fpw)
-    s = np.array(starts)
-    return np.stack([s, s + fpw], axis=1)
