@@ -50,6 +50,18 @@ def test_recommended_resolves_to_its_frozen_recipe():
         models.train(C.override(C.Config(), "submit.members", "recommended,tokens-nb"), None, None, "ensemble")
 
 
+def test_a_variant_is_a_model_under_other_settings():
+    name, cfg = models.variant(C.Config(), "birdnet-zeroshot@teacher.infer_stride_s=2@teacher.chunk_batch=1")
+    assert name == "birdnet-zeroshot" and cfg.teacher.infer_stride_s == 2.0 and cfg.teacher.chunk_batch == 1
+    assert models.variant(C.Config(), "tokens-nb") == ("tokens-nb", C.Config())
+    with pytest.raises(C.ConfigError, match="not section.field=value"):
+        models.variant(C.Config(), "tokens-nb@teacher.stride_s")
+    with pytest.raises(C.ConfigError, match="unknown config key"):
+        models.variant(C.Config(), "tokens-nb@teacher.nope=1")
+    with pytest.raises(C.ConfigError, match="chunk_batch must be >= 1"):
+        models.variant(C.Config(), "birdnet-zeroshot@teacher.chunk_batch=0")
+
+
 def test_no_other_module_lists_model_names():
     """A tuple, list or set literal holding two or more model names anywhere but models.py is a
     second registry."""

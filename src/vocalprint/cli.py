@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--scale", type=float, default=None, metavar="F", help="demo-data: a synthetic competition at "
                     "F x BirdCLEF+ 2025 size (206 classes, ~28,564*F clips; F=1 is full size) instead of the small demo")
     ap.add_argument("--bundle", default=None, help="submit: a model bundle folder (no training data needed)")
-    ap.add_argument("--models", default=None, help="bench: comma-separated models (default: all)")
+    ap.add_argument("--models", default=None, help="bench: comma-separated models (default: the registry's "
+                    "bench list); name@section.field=value@... benches a model under other settings")
     return ap
 
 
@@ -145,8 +146,12 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     elif args.stage == "bench":
         from vocalprint.tools import bench
 
-        names = args.models.split(",") if args.models else list(models.BENCH_DEFAULT)
-        bench.run(cfg, ds, [models.predictor(cfg, ds, root, m) for m in names], root)
+        items = args.models.split(",") if args.models else list(models.BENCH_DEFAULT)
+        preds = []
+        for item, (name, vcfg) in zip(items, [models.variant(cfg, i) for i in items]):  # all checked first
+            preds.append(models.predictor(vcfg, ds, root, name))
+            preds[-1].name = item  # a variant's row keeps its settings in its name
+        bench.run(cfg, ds, preds, root)
     elif args.stage == "submit":
         from vocalprint.serving import submit
 

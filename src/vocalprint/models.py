@@ -94,6 +94,22 @@ NAMES: tuple[str, ...] = tuple(MODELS)
 BENCH_DEFAULT: tuple[str, ...] = tuple(n for n, s in MODELS.items() if s.bench)
 
 
+def variant(cfg: Config, item: str) -> tuple[str, Config]:
+    """``name@section.field=value@...`` -> (name, ``cfg`` with those overrides): one model under
+    other settings, e.g. a ``make bench`` row of BirdNET at its former stride and batch beside
+    today's (``birdnet-zeroshot@teacher.infer_stride_s=1@teacher.chunk_batch=1``)."""
+    from vocalprint.config import override
+
+    name, *sets = item.split("@")
+    get(name)
+    for s in sets:
+        k, eq, v = s.partition("=")
+        if not eq:
+            raise ConfigError(f"{item!r}: {s!r} is not section.field=value")
+        cfg = override(cfg, k.strip(), v.strip())
+    return name, cfg
+
+
 def get(name: str) -> ModelSpec:
     """The registry entry of ``name``; a :class:`ConfigError` listing the models otherwise."""
     try:

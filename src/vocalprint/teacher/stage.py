@@ -92,8 +92,10 @@ def runner(model_dir: Path, cfg: Config):
 
     A.verified(model_dir / "model.tflite")
     if cfg.teacher.model == "perch":
-        return Perch(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
-    return BirdNET(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads)
+        return Perch(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads,
+                     batch_size=cfg.teacher.chunk_batch)
+    return BirdNET(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads,
+                   batch_size=cfg.teacher.chunk_batch)
 
 
 def species_columns(model_dir: Path, ds: Dataset, cfg: Config) -> np.ndarray:
