@@ -66,3 +66,18 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
     assert pd.read_csv(win / "windows.csv").equals(pd.read_csv(feat / "windows.csv"))
     for n in ("Y", "groups"):
         np.testing.assert_array_equal(np.load(win / f"{n}.npy"), np.load(feat / f"{n}.npy"))
+
+
+def test_plan_projects_the_training_peak_memory_from_the_scale_model(trained, tmp_path):
+    import json
+
+    _, ds, _ = trained
+    assert plan.peak_rss_gib(tmp_path, ds, "tokens-nb") is None  # no scale model yet
+    (tmp_path / "scale").mkdir()
+    fit = {"command_fits": {"train": {"peak_rss_mb": {"projected_full": 4096.0, "exponent": 0.5}}}}
+    (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": {"tokens-nb": fit}}))
+    f = len(ds.train) / plan.FULL_TRAIN_FILES
+    assert plan.peak_rss_gib(tmp_path, ds, "tokens-nb") == round(4.0 * f ** 0.5, 2)
+    assert plan.peak_rss_gib(tmp_path, ds, "stsg-linear") is None
+    text = plan.table("tokens-nb", [plan.Step("nb", "k", False)], 1.25)
+    assert "peak memory of the training: 1.2 GiB (projected)" in text

@@ -138,7 +138,17 @@ def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
     return steps
 
 
-def table(model: str, steps: list[Step]) -> str:
+def peak_rss_gib(root: Path, ds: Dataset, model: str) -> float | None:
+    """Projected peak resident memory (process tree) of ``model``'s training at this data's size,
+    from the scale model's fit of the measured training runs; None before one exists."""
+    fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {})
+    rss = fit.get("peak_rss_mb", {})
+    if not (_num(rss.get("projected_full")) and _num(rss.get("exponent"))):
+        return None
+    return round(rss["projected_full"] * (len(ds.train) / FULL_TRAIN_FILES) ** rss["exponent"] / 1024, 2)
+
+
+def table(model: str, steps: list[Step], peak_gib: float | None = None) -> str:
     """The plan as text for the terminal."""
     if not steps:
         return f"{model}: no stage to build (nothing is trained)"
@@ -148,4 +158,7 @@ def table(model: str, steps: list[Step]) -> str:
         sec = f"{s.seconds:.1f}" if s.seconds is not None else "unknown"
         mb = f"{s.disk_mb:.1f}" if s.disk_mb is not None else "unknown"
         lines.append(f"  {s.stage:<14}{s.key:<14}{'cached' if s.cached else 'to build':<9}{sec:>10}{mb:>10}  {s.source}")
+    if any(not s.cached for s in steps):
+        lines.append("  peak memory of the training: " + (f"{peak_gib:.1f} GiB (projected)" if peak_gib is not None
+                                                           else "unknown (no make scale run of this model)"))
     return "\n".join(lines)
