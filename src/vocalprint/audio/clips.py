@@ -36,6 +36,12 @@ def clip_windows(n_frames: int, *, fpw: int, hop: int, min_frames: int) -> np.nd
     return np.stack([s, s + fpw], axis=1)
 
 
+def window_params(cfg: Config) -> tuple[int, int, int]:
+    """(frames per window, hop between training windows, shortest usable clip) in Mel frames."""
+    f, sr, hop = cfg.features, cfg.audio.sr, cfg.mel.hop
+    return frames_per_window(cfg), int(round(f.train_hop_s * sr / hop)), int(round(f.min_clip_s * sr / hop))
+
+
 def n_frames(n_samples: int, cfg: Config) -> int:
     """Centred Mel frames of ``n_samples`` of audio, as :func:`vocalprint.audio.mel.logmel` makes
     them (short input is padded to half a window first)."""
@@ -70,9 +76,7 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
     with timer("lengths"):
         res = map_files(_length, [(str(p), cfg.audio.sr) for p in items["path"]], n_jobs=cfg.run.n_jobs,
                         desc="windows", progress=cfg.run.progress)
-    fpw = frames_per_window(cfg)
-    hop = int(round(cfg.features.train_hop_s * cfg.audio.sr / cfg.mel.hop))
-    min_frames = int(round(cfg.features.min_clip_s * cfg.audio.sr / cfg.mel.hop))
+    fpw, hop, min_frames = window_params(cfg)
     labels = ds.label_matrix(secondary_weight=cfg.train.secondary_weight)
     ys, gs, rows, short, bad = [], [], [], [], []
     for r, (n, err) in zip(items.itertuples(), res):

@@ -12,10 +12,10 @@ from vocalprint.core import artifacts as A
 from vocalprint.audio import mel as M
 from vocalprint.tokens import codebook as T
 from vocalprint.tokens import w2v as W
-from vocalprint.config import Config, fingerprint, frames_per_window
+from vocalprint.config import Config, fingerprint
 from vocalprint.data.dataset import Dataset, DatasetError
 from vocalprint.core.parallel import map_files
-from vocalprint.audio.clips import clip_windows
+from vocalprint.audio.clips import clip_windows, window_params
 from vocalprint.tokens.pool import pool_mel, pool_tokens
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, tok_dir: Path, w2v_dir: Path, r
         return final
     work = A.partial_dir(final)
     index = T.load_sequences(tok_dir)[1]
-    fpw = frames_per_window(cfg)
-    hop = int(round(cfg.features.train_hop_s * cfg.audio.sr / cfg.mel.hop))
-    min_frames = int(round(cfg.features.min_clip_s * cfg.audio.sr / cfg.mel.hop))
+    fpw, hop, min_frames = window_params(cfg)
     labels = ds.label_matrix(secondary_weight=cfg.train.secondary_weight)
     lab = index[index["split"] == "train_audio"]
     lab = lab[[r > 0 for r in lab["n_frames"]]]
