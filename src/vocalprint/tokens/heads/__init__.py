@@ -11,7 +11,7 @@ def make(name: str, cfg):
     if name == "linear":
         from .linear import LinearHead
 
-        return LinearHead(cfg.train.linear)
+        return LinearHead(cfg.train.linear, n_jobs=cfg.run.n_jobs)
     if name == "lgbm":
         from .lgbm import LgbmHead
 
