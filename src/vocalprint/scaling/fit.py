@@ -13,9 +13,11 @@ log = logging.getLogger("vocalprint.scale")
 FULL_TEST_FILES = 700
 GOALS = {"train_hours_4_cores": 12.0, "peak_rss_gib": 24.0, "disk_gb": 60.0}
 MEASURED_WORKERS = 2  # run.n_jobs's default: the per-file steps below ran on 2 worker processes
-# steps (manifest "seconds" keys) that map one task per file over run.n_jobs processes
+# steps (manifest "seconds" keys) that map one task per file (or per species: the heads) over
+# run.n_jobs processes
 PARALLEL_STEPS = {"mels": {"mels"}, "tokens": {"assign"}, "features": {"features"}, "nb": {"frames"},
-                  "teacher": {"teacher"}, "tmixes": {"mixes"}, "pseudo": {"label"}}
+                  "teacher": {"teacher"}, "windows": {"lengths"}, "tmixes": {"mixes"}, "pseudo": {"label"},
+                  "train": {"oof", "fit"}}
 OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
 SUBMIT = "submit"
 
