@@ -2,7 +2,7 @@
 maximum (a plateau, not a point) and the paired bootstrap of `recommended` against BirdNET alone,
 overall and per taxonomic class.
 
-    make submit evaluate DATA_DIR=$WIDE MODEL=birdnet-zeroshot   # then tokens-nb, recommended
+    make submit evaluate DATA_DIR=$WIDE MODEL=birdnet-zeroshot   # then tokens-nb, recommended (student)
     .venv/bin/python notebooks/research/recommended.py --data $WIDE --artifacts artifacts
 """
 from __future__ import annotations
@@ -56,6 +56,13 @@ def main() -> None:
     for a in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3):
         s = _scores(truth, with_file_max(blend, a), classes)
         print(f"  {a:<5}" + "  ".join(f"{v:.3f}" for v in s.values()))
+    if (args.artifacts / "metrics" / "student.csv").is_file():  # the student as a third member, for the rest
+        st = load("student")
+        for w, name in ((0.25, "0.5 BirdNET + 0.25 tokens-nb + 0.25 student"), (1.0, "the student alone")):
+            b3 = bz.copy()
+            b3[unn] = (0.5 * bz[unn] + 0.25 * nb[unn] + 0.25 * st[unn]) if w < 1 else st[unn]
+            s = _scores(truth, with_file_max(b3, 0.2), classes)
+            print(f"  unnamed species: {name}, file max 0.2: " + "  ".join(f"{v:.3f}" for v in s.values()))
     rec = load("recommended") if (args.artifacts / "metrics" / "recommended.csv").is_file() else with_file_max(blend, 0.2)
     print(f"recommended - birdnet-zeroshot (95 % interval, {args.draws} paired draws of whole files):")
     for name, cols in {"overall": sp, **classes}.items():
