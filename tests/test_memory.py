@@ -1,8 +1,8 @@
 """Per-file stages hold one file at a time: their peak memory does not grow with the number of files.
 
 The same clips copied four times must not raise a stage's peak traced allocation (numpy arrays
-included) by more than a small margin; a stage that kept every file's frames or outputs would
-roughly quadruple it.
+included) by more than a small margin. Measured: mels 6.15 -> 6.20 MB, windows 3.90 -> 3.91,
+teacher cache 10.19 -> 10.23; a Mel stage that kept every file's frames went 9.6 -> 22.4 MB.
 """
 from __future__ import annotations
 
@@ -53,11 +53,13 @@ def test_per_file_stages_do_not_grow_with_files(demo_dir, small_cfg, standin_tea
     cfg = C.override(cfg, "teacher", {"stride_s": 3.0, "model_path": model, "labels_path": labels})
     stages = {"mels": mel.run, "windows": clips.run, "teacher": teach.run}
     peaks: dict[str, list[int]] = {s: [] for s in stages}
-    for k in (1, 4):
-        ds = dataset.load(_copies(demo_dir, tmp_path / f"x{k}", k))
-        assert len(ds.train) == k * 16
+    sets = {k: dataset.load(_copies(demo_dir, tmp_path / f"x{k}", k)) for k in (1, 4)}
+    assert len(sets[4].train) == 4 * len(sets[1].train) == 64
+    for s, run in stages.items():  # once untraced first: imports and one-off caches are not per file
+        run(cfg, sets[1], tmp_path / "warm")
+    for k, ds in sets.items():
         teach.prepare(cfg, tmp_path / f"art{k}")  # the model surgery is not a per-file cost
         for s, run in stages.items():
             peaks[s].append(_peak(lambda: run(cfg, ds, tmp_path / f"art{k}")))
     for s, (one, four) in peaks.items():
-        assert one > 0 and four < 1.5 * one + 8e6, f"{s}: peak {one / 1e6:.1f} MB with the clips once, {four / 1e6:.1f} MB with four copies"
+        assert one > 0 and four < 1.25 * one + 1e6, f"{s}: peak {one / 1e6:.1f} MB with the clips once, {four / 1e6:.1f} MB with four copies"
