@@ -63,9 +63,10 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
     np.testing.assert_allclose(again.predict(x, 12, {}), probe.predict(x, 12, {}), rtol=1e-5, atol=1e-6)
     # MODEL=recommended: its frozen members and weights, then a fifth of each file maximum; its
     # bundle carries every member (BirdNET's model file and the token tables) and predicts the same
-    rec = models.predictor(tcfg, ds, root, "recommended")
+    rcfg = C.override(tcfg, "nb", {"k": 64, "n_mixes": 100, "sample_frames": 20000, "mix_batch": 50})
+    rec = models.predictor(rcfg, ds, root, "recommended")
     assert rec.name == "recommended" and [m.name for m in rec.members] == ["birdnet-zeroshot", "tokens-nb"]
-    nb = models.predictor(tcfg, ds, root, "tokens-nb")
+    nb = models.predictor(rcfg, ds, root, "tokens-nb")
     zp, npred = zero.predict(x, 12, {}), nb.predict(x, 12, {})
     named = np.asarray(zero.columns) >= 0
     want = np.where(named, zp, 0.75 * np.clip(zp, 1e-6, 1 - 1e-6) + 0.25 * np.clip(npred, 1e-6, 1 - 1e-6))

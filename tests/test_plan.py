@@ -54,6 +54,7 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
     root, ds, _ = trained
     model, labels = standin_teacher
     cfg = C.override(small_cfg, "teacher", {"stride_s": 3.0, "model_path": model, "labels_path": labels})
+    cfg = C.override(cfg, "nb", {"k": 64, "n_mixes": 100, "sample_frames": 20000, "mix_batch": 50})
     for name, stages in (("birdnet-zeroshot", {"teacher-model", "teacher", "windows", "tfeatures", "train"}),
                          ("tokens-nb", {"nb"})):
         empty = tmp_path / name
