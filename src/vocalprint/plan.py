@@ -104,6 +104,11 @@ def _scale_model(root: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
+def _fraction(ds: Dataset) -> float:
+    """This data's size as a fraction F of the competition's (training files / 28,564)."""
+    return len(ds.train) / FULL_TRAIN_FILES
+
+
 def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -123,7 +128,7 @@ def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | N
 def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
     """Every stage ``model`` needs with its key, whether it is cached, and its cost."""
     scale = _scale_model(root).get("models", {}).get(model, {}).get("stages", {})
-    f_now = len(ds.train) / FULL_TRAIN_FILES  # this data's size as a fraction of the competition's
+    f_now = _fraction(ds)
     steps = []
     for stage, key in stage_keys(cfg, ds, root, model):
         d = A.stage_dir(root, stage, key)
@@ -145,7 +150,7 @@ def peak_rss_gib(root: Path, ds: Dataset, model: str) -> float | None:
     rss = fit.get("peak_rss_mb", {})
     if not (_num(rss.get("projected_full")) and _num(rss.get("exponent"))):
         return None
-    return round(rss["projected_full"] * (len(ds.train) / FULL_TRAIN_FILES) ** rss["exponent"] / 1024, 2)
+    return round(rss["projected_full"] * _fraction(ds) ** rss["exponent"] / 1024, 2)
 
 
 def table(model: str, steps: list[Step], peak_gib: float | None = None) -> str:

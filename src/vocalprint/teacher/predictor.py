@@ -11,6 +11,18 @@ from vocalprint.core.parallel import process_cached
 from vocalprint.core.timing import Clock
 
 
+def open_teacher(model_path: str | Path, labels_path: str | Path, cfg: Config):
+    """The teacher runner (BirdNET or Perch, by ``teacher.model``) of one model file, with the
+    configured threads and chunks per call; the one place both are read."""
+    from vocalprint.teacher.birdnet import BirdNET
+    from vocalprint.teacher.perch import Perch
+
+    t = cfg.teacher
+    cls = Perch if t.model == "perch" else BirdNET
+    return cls(model_path, labels_path=labels_path, num_threads=t.threads,
+               batch_size=getattr(t, "chunk_batch", 16))  # absent in configs pickled before it existed
+
+
 def infer_stride(cfg) -> float:
     """The chunk hop for test soundscapes: ``teacher.infer_stride_s``, or the cache's ``stride_s``."""
     return getattr(cfg.teacher, "infer_stride_s", 0.0) or cfg.teacher.stride_s
@@ -37,15 +49,9 @@ class TeacherPredictor:
 
     def net(self):
         if self._net is None:
-            from vocalprint.teacher.birdnet import BirdNET
-            from vocalprint.teacher.perch import Perch
-
-            cls = Perch if self.cfg.teacher.model == "perch" else BirdNET
             t = self.cfg.teacher
-            batch = getattr(t, "chunk_batch", 16)  # absent in configs pickled before it existed
-            self._net = process_cached(
-                ("teacher", str(self.model_path), t.threads, batch),
-                lambda: cls(self.model_path, labels_path=self.labels_path, num_threads=t.threads, batch_size=batch))
+            self._net = process_cached(("teacher", str(self.model_path), t.threads, getattr(t, "chunk_batch", 16)),
+                                       lambda: open_teacher(self.model_path, self.labels_path, self.cfg))
         return self._net
 
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:

@@ -87,15 +87,9 @@ def prepare(cfg: Config, root: Path) -> Path:
 
 def runner(model_dir: Path, cfg: Config):
     """The teacher runner (BirdNET or Perch) for a prepared model folder."""
-    from vocalprint.teacher.birdnet import BirdNET
-    from vocalprint.teacher.perch import Perch
+    from vocalprint.teacher.predictor import open_teacher
 
-    A.verified(model_dir / "model.tflite")
-    if cfg.teacher.model == "perch":
-        return Perch(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads,
-                     batch_size=cfg.teacher.chunk_batch)
-    return BirdNET(model_dir / "model.tflite", labels_path=model_dir / "labels.txt", num_threads=cfg.teacher.threads,
-                   batch_size=cfg.teacher.chunk_batch)
+    return open_teacher(A.verified(model_dir / "model.tflite"), model_dir / "labels.txt", cfg)
 
 
 def species_columns(model_dir: Path, ds: Dataset, cfg: Config) -> np.ndarray:
