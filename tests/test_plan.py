@@ -62,7 +62,24 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
         models.train(cfg, ds, empty, name)
         assert {d.name for d in empty.iterdir()} == stages
         assert _built(empty) == set(walked)
-    win = clips.run(cfg, ds, tmp_path / "birdnet-zeroshot")
+    # the probe's teacher cache holds the focal clips only; a later full cache (the students') links
+    # them instead of running the teacher on them again, and then serves the probe too
+    from vocalprint.core import artifacts as A
+    from vocalprint.teacher import stage as teach
+
+    bz = tmp_path / "birdnet-zeroshot"
+    part = next((bz / "teacher").iterdir())
+    assert part.name == teach.cache_key(cfg, ds, "clips") != teach.cache_key(cfg, ds, "all")
+    assert A.manifest(part)["part"] == "clips" and len(list((part / "chunks").iterdir())) == len(ds.train)
+    assert len(ds.train_soundscapes) > 0
+    full = teach.run(cfg, ds, bz, "all")
+    assert full.name == teach.cache_key(cfg, ds, "all") and A.manifest(full)["n_reused"] == len(ds.train)
+    assert len(list((full / "chunks").iterdir())) == len(ds.train) + len(ds.train_soundscapes)
+    one = next((part / "chunks").iterdir())
+    assert (full / "chunks" / one.name).stat().st_ino == one.stat().st_ino
+    assert teach.cache_dir(cfg, ds, bz, "clips") == full
+    assert dict(plan.stage_keys(cfg, ds, bz, "birdnet-zeroshot"))["teacher"] == full.name
+    win = clips.run(cfg, ds, bz)
     feat = next((root / "features").iterdir())
     assert pd.read_csv(win / "windows.csv").equals(pd.read_csv(feat / "windows.csv"))
     for n in ("Y", "groups"):

@@ -99,6 +99,24 @@ def test_summary_fits_each_stage_against_the_files_present(tmp_path):
     assert (tmp_path / "scale.png").stat().st_size > 0
 
 
+def test_the_recommended_recipe_is_projected_from_its_measured_members():
+    """recommended trains its members one after the other: hours and disk add up, memory is the
+    larger member's, and its training goal is 6 h; no projection until every member was measured."""
+    runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
+    one = S.summarise([0.002, 0.01], {"tokens-nb": runs})
+    assert "recommended" not in one["derived"]  # birdnet-zeroshot not measured
+    res = S.summarise([0.002, 0.01], {"tokens-nb": runs, "birdnet-zeroshot": runs})
+    rec, nb = res["derived"]["recommended"], res["models"]["tokens-nb"]["projected_full"]
+    assert rec["members"] == ["birdnet-zeroshot", "tokens-nb"]
+    full = rec["projected_full"]
+    assert full["train_hours_4_cores"] == pytest.approx(2 * nb["train_hours_4_cores"])
+    assert full["disk_gb"] == pytest.approx(2 * nb["disk_gb"]) and full["peak_rss_gib"] == nb["peak_rss_gib"]
+    assert full["goals"]["train_hours_4_cores"] == 6.0
+    assert full["goals_met"]["train_hours_4_cores"] is (full["train_hours_4_cores"] <= 6.0)
+    assert "sum of birdnet-zeroshot + tokens-nb" in S.markdown(res) and "| 6 h:" in S.markdown(res)
+    assert "ensemble" not in res["derived"]  # its members are the user's choice
+
+
 def test_a_timed_out_run_keeps_the_stages_it_completed():
     late = _run(0.01, 400, 7, 4.0, 2.0, 4.0, ok=False)
     late["stages"]["nb"]["complete"] = False  # killed in nb: only its .partial folder

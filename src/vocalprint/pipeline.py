@@ -38,9 +38,10 @@ def features_(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path, P
     return m, t, w, features.run(cfg, ds, m, t, w, root)
 
 
-def teacher_features(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path]:
-    """(teacher cache, teacher features of the training windows): no Mel frames, no tokens."""
-    cache = teach.run(cfg, ds, root)
+def teacher_features(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> tuple[Path, Path]:
+    """(teacher cache of ``part``, teacher features of the training windows): no Mel frames, no
+    tokens. The probe needs only the focal clips (``clips``); the students add the soundscapes."""
+    cache = teach.run(cfg, ds, root, part)
     return cache, teach.features(cfg, cache, clips.run(cfg, ds, root), root)
 
 
@@ -91,7 +92,7 @@ def tokens_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
 def train_teacher(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
     """The teacher's cache and the probe on its embedding (zero-shot models use the probe for the
     species the teacher cannot name)."""
-    _, tf = teacher_features(cfg, ds, root)
+    _, tf = teacher_features(cfg, ds, root, "clips")
     return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
 
 

@@ -42,11 +42,11 @@ def _keys_tokens(cfg: Config, ds: Dataset) -> list[tuple[str, str]]:
     return [("mels", m), ("tokens", t), ("w2v", w), ("features", features.key(cfg, w))]
 
 
-def _keys_teacher(cfg: Config, ds: Dataset) -> list[tuple[str, str]]:
+def _keys_teacher(cfg: Config, ds: Dataset, root: Path, part: str) -> list[tuple[str, str]]:
     from vocalprint.audio import clips
     from vocalprint.teacher import stage as teach
 
-    cache, win = teach.cache_key(cfg, ds), clips.key(cfg, ds)
+    cache, win = teach.cache_dir(cfg, ds, root, part).name, clips.key(cfg, ds)
     return [("teacher-model", teach.model_key(cfg)), ("teacher", cache), ("windows", win),
             ("tfeatures", teach.features_key(cfg, cache, win))]
 
@@ -80,7 +80,7 @@ def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[s
         return chain + [("train", train.key(cfg, model, chain[-1][1]))]
     from vocalprint.audio import mel
 
-    chain = _keys_teacher(cfg, ds)
+    chain = _keys_teacher(cfg, ds, root, "clips" if spec.family == "teacher" else "all")
     tfeat, cache, mel_key = chain[-1][1], dict(chain)["teacher"], mel.key(cfg, ds)
     if spec.family == "teacher":
         return chain + [("train", train.key(cfg, f"{cfg.teacher.model}-probe", tfeat, head="linear"))]

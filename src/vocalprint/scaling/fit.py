@@ -12,6 +12,7 @@ from vocalprint.data.scale import REAL_CLIPS as FULL_TRAIN_FILES
 log = logging.getLogger("vocalprint.scale")
 FULL_TEST_FILES = 700
 GOALS = {"train_hours_4_cores": 12.0, "peak_rss_gib": 24.0, "disk_gb": 60.0}
+RECOMMENDED_TRAIN_HOURS = 6.0  # the recommended submission's training goal on 4 cores
 MEASURED_WORKERS = 2  # run.n_jobs's default: the per-file steps below ran on 2 worker processes
 # steps (manifest "seconds" keys) that map one task per file (or per species: the heads) over
 # run.n_jobs processes
@@ -146,7 +147,32 @@ def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: in
         res["models"][model] = {"stages": stages, "commands": [c for r in runs for c in r["commands"]],
                                 "command_fits": cmds, "runs_ok": [r["scale"] for r in runs if r.get("ok")],
                                 "projected_full": full}
+    res["derived"] = derived(res["models"])
     return res
+
+
+def derived(models: dict) -> dict:
+    """Projections of the frozen averaging recipes (``recommended``) whose members were all measured:
+    members train one after the other from one artifacts folder and share no stage, so their hours
+    and disk add up and the peak memory is the larger one."""
+    from vocalprint import models as M
+    from vocalprint.config import Config
+
+    out = {}
+    for name, spec in M.MODELS.items():
+        members = list(M.members_of(Config(), name)) if spec.bundle == "members" and spec.options else []
+        if not members or not all(m in models and models[m]["projected_full"]["train_hours_4_cores"] is not None
+                                  for m in members):
+            continue
+        fulls = [models[m]["projected_full"] for m in members]
+        full = {k: sum(f[k] for f in fulls) for k in ("train_hours_2_cores", "train_hours_4_cores",
+                                                       "train_cpu_hours", "disk_gb", "submit_minutes_700_files_2_cores")}
+        full["peak_rss_gib"] = max(f["peak_rss_gib"] for f in fulls)
+        goals = dict(GOALS, train_hours_4_cores=RECOMMENDED_TRAIN_HOURS)
+        full["goals"] = goals
+        full["goals_met"] = {k: full[k] <= g for k, g in goals.items()}
+        out[name] = {"members": members, "projected_full": full}
+    return out
 
 
 def _total(vals: list, unit: float = 1.0) -> float | None:
@@ -211,6 +237,14 @@ def markdown(res: dict) -> str:
             f"24 GiB: {tick[ok['peak_rss_gib']]}")
         row(model, "**disk**", [_fmt_mb(disk[f]) if f in disk else "-" for f in fs], "",
             _fmt_mb(None if full["disk_gb"] is None else full["disk_gb"] * 1000), f"60 GB: {tick[ok['disk_gb']]}")
+    for model, d in res.get("derived", {}).items():
+        full, ok, g = d["projected_full"], d["projected_full"]["goals_met"], d["projected_full"]["goals"]
+        what = f"**train wall** (sum of {' + '.join(d['members'])})"
+        row(model, what, ["-" for _ in fs], "",
+            f"{_fmt_s(full['train_hours_4_cores'] * 3600)} on {cores} cores ({_fmt_s(full['train_hours_2_cores'] * 3600)} on 2)",
+            f"{g['train_hours_4_cores']:g} h: {tick[ok['train_hours_4_cores']]}")
+        row(model, "**peak RSS** (larger member)", ["-" for _ in fs], "", f"{full['peak_rss_gib']:.2f} GiB",
+            f"24 GiB: {tick[ok['peak_rss_gib']]}")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -178,7 +179,23 @@ def measure(data: Path, model: str, run_dir: Path, *, scale: float, timeout_s: f
         if row["rc"] != 0:
             break
     return {"scale": scale, "train_files": len(ds.train), "test_files": len(ds.test_soundscapes),
-            "stages": stage_costs(art), "commands": rows, "ok": all(r["rc"] == 0 for r in rows)}
+            "audio_hours": audio_hours(str(data)), "stages": stage_costs(art), "commands": rows,
+            "ok": all(r["rc"] == 0 for r in rows)}
+
+
+@functools.lru_cache(maxsize=None)
+def audio_hours(data: str) -> dict:
+    """Hours of focal clips and of train soundscapes of the set in ``data`` (from the file headers)."""
+    import soundfile as sf
+
+    from vocalprint.data import dataset
+
+    ds = dataset.load(Path(data))
+
+    def hours(paths) -> float:
+        return round(sum(sf.info(str(p)).duration for p in paths) / 3600, 2)
+
+    return {"clips": hours(ds.train["path"]), "train_soundscapes": hours(ds.train_soundscapes)}
 
 
 def _machine() -> dict:

@@ -4,10 +4,17 @@ teacher features of the training windows (for the probe head, the student and so
 The cache holds per file the 3-s chunk starts, the chunk logits of the competition species the
 teacher knows (NaN columns for the others) and the chunk embeddings (float16), so any window can
 be pooled later without running the teacher again.
+
+It comes in two parts (:data:`PARTS`): ``clips``, the focal recordings, all a probe needs, and
+``all``, which adds the unlabelled train soundscapes for the students and teacher-taught tables.
+At BirdCLEF size the soundscapes are about a third of the teacher's work, so a model that needs
+only the clips does not pay for them. A complete ``all`` cache serves ``clips`` too, and an
+``all`` cache built after a ``clips`` one links the clips' files instead of running them again.
 """
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +30,7 @@ from vocalprint.core.parallel import map_files, process_cached
 
 log = logging.getLogger(__name__)
 CHUNK_S = {"birdnet": 3.0, "perch": 5.0}
+PARTS = ("clips", "all")
 
 
 def _labels_part(cfg: Config) -> tuple[str, ...]:
@@ -135,15 +143,45 @@ def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Co
     return ""
 
 
-def cache_key(cfg: Config, ds: Dataset) -> str:
+def cache_key(cfg: Config, ds: Dataset, part: str = "all") -> str:
+    """Key of the teacher cache of ``part`` (``all``: the key caches were always built under)."""
+    if part not in PARTS:
+        raise ValueError(f"teacher cache part must be one of {PARTS}, got {part!r}")
     t = cfg.teacher
     return fingerprint("teacher", t.model, t.variant, t.stride_s, t.model_path, t.perch_dir, *_labels_part(cfg), cfg.audio,
-                       ds.fingerprint(), list(ds.species))
+                       ds.fingerprint(), list(ds.species), *(("part=clips",) if part == "clips" else ()))
 
 
-def run(cfg: Config, ds: Dataset, root: Path) -> Path:
-    """Teacher outputs for every training-side file -> ``<root>/teacher/<key>/chunks/*.npz``."""
-    final = A.stage_dir(root, "teacher", cache_key(cfg, ds))
+def cache_dir(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
+    """The folder that serves ``part``: for ``clips`` a complete ``all`` cache if there is one."""
+    full = A.stage_dir(root, "teacher", cache_key(cfg, ds, "all"))
+    if part == "all" or A.is_complete(full):
+        return full
+    return A.stage_dir(root, "teacher", cache_key(cfg, ds, part))
+
+
+def _link_finished(src: Path, dst: Path) -> int:
+    """Hard-link (or copy, across file systems) the chunk files of a complete cache ``src`` into the
+    work folder ``dst`` (files already there stay); returns how many it placed."""
+    if not A.is_complete(src):
+        return 0
+    dst.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in (src / "chunks").glob("*.npz"):
+        out = dst / f.name
+        if out.exists():
+            continue
+        try:
+            os.link(f, out)
+        except OSError:
+            shutil.copyfile(f, out)
+        n += 1
+    return n
+
+
+def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
+    """Teacher outputs for the training-side files of ``part`` -> ``<root>/teacher/<key>/chunks/*.npz``."""
+    final = cache_dir(cfg, ds, root, part)
     if A.is_complete(final):
         log.info("teacher: cached at %s", final)
         return final
@@ -151,6 +189,13 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
     cols = species_columns(model_dir, ds, cfg)
     work = A.partial_dir(final)
     items = M.audio_items(ds)
+    if part == "clips":
+        items = items[items["split"] == "train_audio"]
+    reused = 0
+    if part == "all":
+        reused = _link_finished(A.stage_dir(root, "teacher", cache_key(cfg, ds, "clips")), work / "chunks")
+        if reused:
+            log.info("teacher: %d focal clips reused from the clips-only cache", reused)
     timer = A.Timer("teacher")
     with timer("teacher"):
         errs = map_files(_cache_file, [(p, work / "chunks" / (M.npy_name(n)[:-4] + ".npz"), str(model_dir), cols, cfg)
@@ -164,9 +209,10 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
         from vocalprint.data.dataset import DatasetError
 
         raise DatasetError(f"teacher: no training file could be run through the teacher (e.g. {errs[0]})")
-    return A.finish(work, final, {"stage": "teacher", "config": cfg.teacher, "model": model_dir.name,
+    return A.finish(work, final, {"stage": "teacher", "part": part, "config": cfg.teacher, "model": model_dir.name,
                                   "species": list(ds.species), "columns": cols.tolist(),
-                                  "n_matched": int((cols >= 0).sum()), "n_skipped": sum(bool(e) for e in errs),
+                                  "n_matched": int((cols >= 0).sum()), "n_files": len(items),
+                                  "n_reused": reused, "n_skipped": sum(bool(e) for e in errs),
                                   "seconds": timer.seconds})
 
 
