@@ -3,7 +3,10 @@
 Every kill hits the whole process group (the CLI and its joblib workers). After each kill: every
 finished stage folder is complete and matches its checksums, the submission is absent, the old one,
 or complete and valid. Resuming reuses finished per-file Mel frames and ends with byte-identical
-artifacts and submission to an uninterrupted run. ``VP_KILL_SEED`` replays a sequence of kill times.
+artifacts and submission to an uninterrupted run. ``VP_KILL_SEED`` replays a sequence of kill times;
+``VP_INTERRUPT_DATA=DIR`` runs the suite on another set:
+
+    VP_INTERRUPT_DATA=data/scale-0.02 .venv/bin/python -m pytest -m slow tests/test_interrupt.py -s
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ class Runner:
         p.stage = stage  # type: ignore[attr-defined]
         return p
 
-    def run(self, stage: str, *extra: str, timeout: float = 600) -> None:
+    def run(self, stage: str, *extra: str, timeout: float = 1800) -> None:
         p = self.start(stage, *extra)
         rc = p.wait(timeout=timeout)
         p.log.close()
@@ -148,8 +151,12 @@ def stage_files(art: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory) -> Path:
+    """The small demo, or the set in ``VP_INTERRUPT_DATA`` (e.g. a ``demo-data --scale 0.02``
+    competition: the same kills and checks at a size where each stage runs for minutes)."""
     from vocalprint.data.demo import make_demo
 
+    if os.environ.get("VP_INTERRUPT_DATA"):
+        return Path(os.environ["VP_INTERRUPT_DATA"])
     return make_demo(tmp_path_factory.mktemp("interrupt") / "demo", n_species=6, clips_per_species=3,
                      n_train_soundscapes=1, n_test_soundscapes=3)
 

@@ -99,3 +99,29 @@ def test_plan_projects_the_training_peak_memory_from_the_scale_model(trained, tm
     assert plan.peak_rss_gib(tmp_path, ds, "stsg-linear") is None
     text = plan.table("tokens-nb", [plan.Step("nb", "k", False)], 1.25)
     assert "peak memory of the training: 1.2 GiB (projected)" in text
+
+
+def test_an_averaging_model_is_planned_from_its_members(trained, small_cfg, tmp_path):
+    """recommended's plan is its members' stages, each projected from that member's scale model, and
+    its peak memory the larger member's."""
+    import json
+
+    from vocalprint import models
+
+    _, ds, _ = trained
+    (tmp_path / "scale").mkdir()
+    fits = {"tokens-nb": {"stages": {"nb": {"seconds": 100.0, "projected_full_seconds": 100.0, "exponent": 1.0,
+                                            "disk_mb": 10.0, "disk_exponent": 1.0}},
+                          "command_fits": {"train": {"peak_rss_mb": {"projected_full": 2048.0, "exponent": 0.0}}}},
+            "birdnet-zeroshot": {"stages": {}, "command_fits": {"train": {"peak_rss_mb": {
+                "projected_full": 3072.0, "exponent": 0.0}}}}}
+    (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
+    steps = plan.plan(small_cfg, ds, tmp_path, "recommended")
+    want = [k for m in models.members_of(small_cfg, "recommended") for k in plan.stage_keys(small_cfg, ds, tmp_path, m)]
+    assert [(s.stage, s.key) for s in steps] == want
+    nb = next(s for s in steps if s.stage == "nb")
+    f = len(ds.train) / plan.FULL_TRAIN_FILES
+    assert nb.source == "projected" and nb.seconds == round(100.0 * f, 1)
+    assert all(s.source == "unknown" for s in steps if s.stage != "nb")
+    assert plan.peak_rss_gib(tmp_path, ds, "recommended", small_cfg) == 3.0
+

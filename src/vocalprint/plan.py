@@ -126,7 +126,15 @@ def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | N
 
 
 def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
-    """Every stage ``model`` needs with its key, whether it is cached, and its cost."""
+    """Every stage ``model`` needs with its key, whether it is cached, and its cost (an averaging
+    model's stages are its members', each projected from that member's scale model)."""
+    from vocalprint import models
+
+    if models.get(model).bundle == "members":
+        out: list[Step] = []
+        for m in models.members_of(cfg, model):
+            out += [s for s in plan(cfg, ds, root, m) if (s.stage, s.key) not in {(o.stage, o.key) for o in out}]
+        return out
     scale = _scale_model(root).get("models", {}).get(model, {}).get("stages", {})
     f_now = _fraction(ds)
     steps = []
@@ -143,9 +151,15 @@ def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
     return steps
 
 
-def peak_rss_gib(root: Path, ds: Dataset, model: str) -> float | None:
+def peak_rss_gib(root: Path, ds: Dataset, model: str, cfg: Config | None = None) -> float | None:
     """Projected peak resident memory (process tree) of ``model``'s training at this data's size,
-    from the scale model's fit of the measured training runs; None before one exists."""
+    from the scale model's fit of the measured training runs; None before one exists (an averaging
+    model: the largest of its members', which train one after the other)."""
+    from vocalprint import models
+
+    if models.get(model).bundle == "members":
+        peaks = [peak_rss_gib(root, ds, m) for m in models.members_of(cfg or Config(), model)]
+        return None if not peaks or None in peaks else max(peaks)
     fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {})
     rss = fit.get("peak_rss_mb", {})
     if not (_num(rss.get("projected_full")) and _num(rss.get("exponent"))):
