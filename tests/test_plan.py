@@ -53,7 +53,8 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
 
     root, ds, _ = trained
     model, labels = standin_teacher
-    cfg = C.override(small_cfg, "teacher", {"stride_s": 3.0, "model_path": model, "labels_path": labels})
+    cfg = C.override(small_cfg, "teacher", {"stride_s": 3.0, "probe_stride_s": 0.0, "model_path": model,
+                                            "labels_path": labels})
     cfg = C.override(cfg, "nb", {"k": 64, "n_mixes": 100, "sample_frames": 20000, "mix_batch": 50})
     for name, stages in (("birdnet-zeroshot", {"teacher-model", "teacher", "windows", "tfeatures", "train"}),
                          ("tokens-nb", {"nb"})):
@@ -79,6 +80,14 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
     assert (full / "chunks" / one.name).stat().st_ino == one.stat().st_ino
     assert teach.cache_dir(cfg, ds, bz, "clips") == full
     assert dict(plan.stage_keys(cfg, ds, bz, "birdnet-zeroshot"))["teacher"] == full.name
+    # at a probe stride of its own (the default 2 s; the full cache is at 3 s here) the probe keeps its
+    # own cache, at that hop
+    other = C.override(cfg, "teacher.probe_stride_s", "2")
+    assert teach.cache_dir(other, ds, bz, "clips").name == teach.cache_key(other, ds, "clips") != part.name
+    own = teach.run(other, ds, bz, "clips")
+    starts = max((np.load(f)["starts"] for f in (own / "chunks").iterdir()), key=len)
+    assert len(starts) >= 2 and np.allclose(np.diff(starts), 2.0)
+    assert dict(plan.stage_keys(other, ds, bz, "birdnet-zeroshot"))["teacher"] == own.name
     win = clips.run(cfg, ds, bz)
     feat = next((root / "features").iterdir())
     assert pd.read_csv(win / "windows.csv").equals(pd.read_csv(feat / "windows.csv"))

