@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,14 +182,20 @@ def test_kill_and_resume_every_stage_gives_the_uninterrupted_result(small_demo, 
     ids, species = list(sample["row_id"]), list(sample.columns[1:])
     n_files = len(pd.read_csv(small_demo / "train.csv")) + len(list((small_demo / "train_soundscapes").iterdir()))
 
-    # 1. mels, twice killed while per-file frames are being written
-    p = run.start("mels")
-    assert wait_until(lambda: len(frames_done(art)) >= 2, p), "mels wrote no frames"
-    time.sleep(rng.uniform(0, 0.3))
-    assert run.kill(p, "mels"), "mels finished before the kill; the demo is too small"
-    check_artifacts(art)
-    first = frames_done(art)
-    assert len(first) >= 2 and not any(A.is_complete(d) for d in (art / "mels").iterdir())
+    # 1. mels, twice killed while per-file frames are being written. On a fast machine the small
+    # demo's stage can finish between its second frame and the kill: then it starts over, sooner
+    for attempt in range(5):
+        p = run.start("mels")
+        assert wait_until(lambda: len(frames_done(art)) >= 2, p), "mels wrote no frames"
+        time.sleep(rng.uniform(0, 0.3 / (attempt + 1)))
+        run.kill(p, "mels")
+        check_artifacts(art)
+        first = frames_done(art)
+        if len(first) >= 2 and not any(A.is_complete(d) for d in (art / "mels").iterdir()):
+            break
+        shutil.rmtree(art / "mels")
+    else:
+        pytest.fail("mels finished before each of 5 kills; the demo is too small")
     p = run.start("mels")
     wait_until(lambda: len(frames_done(art)) >= len(first) + 2, p)
     time.sleep(rng.uniform(0, 0.3))
