@@ -131,10 +131,11 @@ def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
     from vocalprint import models
 
     if models.get(model).bundle == "members":
-        out: list[Step] = []
+        out: dict[tuple[str, str], Step] = {}
         for m in models.members_of(cfg, model):
-            out += [s for s in plan(cfg, ds, root, m) if (s.stage, s.key) not in {(o.stage, o.key) for o in out}]
-        return out
+            for s in plan(cfg, ds, root, m):
+                out.setdefault((s.stage, s.key), s)
+        return list(out.values())
     scale = _scale_model(root).get("models", {}).get(model, {}).get("stages", {})
     f_now = _fraction(ds)
     steps = []

@@ -158,15 +158,16 @@ def derived(models: dict) -> dict:
     from vocalprint import models as M
     from vocalprint.config import Config
 
+    summed = ("train_hours_2_cores", "train_hours_4_cores", "train_cpu_hours", "disk_gb",
+              "submit_minutes_700_files_2_cores")
     out = {}
     for name, spec in M.MODELS.items():
         members = list(M.members_of(Config(), name)) if spec.bundle == "members" and spec.options else []
-        if not members or not all(m in models and models[m]["projected_full"]["train_hours_4_cores"] is not None
-                                  for m in members):
+        fulls = [models[m]["projected_full"] for m in members if m in models]
+        if not members or len(fulls) < len(members) or any(f[k] is None for f in fulls
+                                                            for k in (*summed, "peak_rss_gib")):
             continue
-        fulls = [models[m]["projected_full"] for m in members]
-        full = {k: sum(f[k] for f in fulls) for k in ("train_hours_2_cores", "train_hours_4_cores",
-                                                       "train_cpu_hours", "disk_gb", "submit_minutes_700_files_2_cores")}
+        full = {k: sum(f[k] for f in fulls) for k in summed}
         full["peak_rss_gib"] = max(f["peak_rss_gib"] for f in fulls)
         goals = dict(GOALS, train_hours_4_cores=RECOMMENDED_TRAIN_HOURS)
         full["goals"] = goals
