@@ -21,9 +21,11 @@ def test_plan_of_a_built_model_is_all_cached_and_names_its_folders(trained, smal
 
 def test_plan_of_another_head_reuses_the_chain(trained, small_cfg):
     root, ds, _ = trained
-    steps = plan.plan(small_cfg, ds, root, "melstats-lgbm")
+    steps = plan.plan(small_cfg, ds, root, "stsg-lgbm")
     assert [s.cached for s in steps] == [True, True, True, True, False]
     assert steps[-1].source == "unknown" and steps[-1].seconds is None  # no scale model yet
+    mstats = plan.plan(small_cfg, ds, root, "melstats-lgbm")  # shares the Mel frames only
+    assert [s.stage for s in mstats] == ["mels", "windows", "mstats", "train"] and mstats[0] == steps[0]
     assert plan.plan(small_cfg, ds, root, "loudness") == []
     assert "nothing is trained" in plan.table("loudness", [])
 
@@ -38,13 +40,13 @@ def test_model_overrides_and_rounds_change_the_walk(trained, small_cfg):
     two = plan.stage_keys(C.override(small_cfg, "distill.rounds", "2"), ds, root, "student")
     assert [s for s, _ in two].count("pseudo") == 2 and two[:len(student)] == student
     ens = plan.stage_keys(C.override(small_cfg, "submit.members", "stsg-linear,melstats-linear"), ds, root, "ensemble")
-    assert len(ens) == 6 and len(set(ens)) == 6  # the shared chain once, two heads
+    assert len(ens) == 8 and len(set(ens)) == 8  # the shared Mel frames once; windows, statistics, two heads
 
 
 def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg, standin_teacher, tmp_path):
-    """birdnet-zeroshot builds no Mel frames or tokens, tokens-nb no Word2Vec or features; what a
-    build makes is what the plan walked, and the teacher's training windows are the token
-    features stage's windows."""
+    """birdnet-zeroshot builds no Mel frames or tokens, tokens-nb no Word2Vec or features,
+    melstats-linear no tokens; what a build makes is what the plan walked, and the teacher's and
+    the Mel statistics' training windows are the token features stage's windows."""
     import numpy as np
     import pandas as pd
 
@@ -57,7 +59,7 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
                                             "labels_path": labels})
     cfg = C.override(cfg, "nb", {"k": 64, "n_mixes": 100, "sample_frames": 20000, "mix_batch": 50})
     for name, stages in (("birdnet-zeroshot", {"teacher-model", "teacher", "windows", "tfeatures", "train"}),
-                         ("tokens-nb", {"nb"})):
+                         ("tokens-nb", {"nb"}), ("melstats-linear", {"mels", "windows", "mstats", "train"})):
         empty = tmp_path / name
         walked = plan.stage_keys(cfg, ds, empty, name)
         models.train(cfg, ds, empty, name)
@@ -93,6 +95,17 @@ def test_each_model_builds_only_its_stages_on_an_empty_folder(trained, small_cfg
     assert pd.read_csv(win / "windows.csv").equals(pd.read_csv(feat / "windows.csv"))
     for n in ("Y", "groups"):
         np.testing.assert_array_equal(np.load(win / f"{n}.npy"), np.load(feat / f"{n}.npy"))
+    # the Mel statistics: each window's band means and deviations over the same frames
+    from vocalprint.audio import mel
+    from vocalprint.tokens.pool import pool_mel
+
+    ms = tmp_path / "melstats-linear"
+    stats, mdir = next((ms / "mstats").iterdir()), next((ms / "mels").iterdir())
+    x, w = np.load(stats / "X_melstats.npy"), pd.read_csv(stats / "windows.csv")
+    assert w.equals(pd.read_csv(feat / "windows.csv")) and len(x) == len(w) and np.abs(x).sum(axis=1).all()
+    name = w["name"].iloc[-1]
+    rows = w.index[w["name"] == name]
+    np.testing.assert_array_equal(x[rows], pool_mel(mel.load_frames(mdir, name), w.loc[rows, ["start", "stop"]].to_numpy()))
 
 
 def test_plan_projects_the_training_peak_memory_from_the_scale_model(trained, tmp_path):

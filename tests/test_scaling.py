@@ -132,6 +132,8 @@ def test_a_timed_out_run_keeps_the_stages_it_completed():
 
 
 class _FakeDataset:
+    species = ("a", "b")
+
     def __init__(self, n: int):
         self.train = list(range(n))
 
@@ -188,3 +190,14 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     assert R.main(["--out", str(tmp_path / "out"), "--from-measured"]) == 0
     again = json.loads((tmp_path / "out" / "scale.json").read_text())
     assert again["models"]["loudness"]["commands"] == res["models"]["loudness"]["commands"]
+    # --update re-measures the named models and keeps the others (same fractions only)
+    kept = dict(again["models"]["loudness"], measured_on="2026-01-01")
+    (tmp_path / "out" / "scale.json").write_text(json.dumps(dict(again, models={**again["models"], "tokens-nb": kept})))
+    args = ["--scales", "0.0002", "--models", "loudness", "--out", str(tmp_path / "out"), "--data-root", str(data),
+            "--set", "run.n_jobs=1", "--update"]
+    assert R.main(args) == 0
+    upd = json.loads((tmp_path / "out" / "scale.json").read_text())
+    assert upd["models"]["tokens-nb"] == kept and upd["models"]["loudness"]["measured_on"] != "2026-01-01"
+    assert len(upd["models"]["loudness"]["commands"]) == 1  # measured again, not appended
+    with pytest.raises(SystemExit, match="measured at F"):
+        R.main(["--scales", "0.0003", *args[2:]])

@@ -16,6 +16,7 @@ from vocalprint.config import Config, ConfigError
 from vocalprint.data.dataset import Dataset
 
 TOKEN_CHAIN = ("mels", "tokens", "w2v", "features")
+MELSTATS_CHAIN = ("mels", "windows", "mstats")  # Mel frames and windows: no codebook, no Word2Vec
 TEACHER_CHAIN = ("teacher-model", "teacher", "windows", "tfeatures")  # no Mel frames, no tokens
 STUDENT_CHAIN = TEACHER_CHAIN + ("mels", "tmixes", "student", "pseudo")
 
@@ -57,8 +58,8 @@ def _spec(name, family, summary, stages, **kw) -> tuple[str, ModelSpec]:
 MODELS: dict[str, ModelSpec] = dict([
     _spec("loudness", "tokens", "species-blind baseline: the window's mean Mel power", (), bench=True),
     _spec("melstats-linear", "tokens", "mean and std of each Mel band, logistic regression",
-          TOKEN_CHAIN + ("train",), bench=True),
-    _spec("melstats-lgbm", "tokens", "mean and std of each Mel band, LightGBM", TOKEN_CHAIN + ("train",)),
+          MELSTATS_CHAIN + ("train",), bench=True),
+    _spec("melstats-lgbm", "tokens", "mean and std of each Mel band, LightGBM", MELSTATS_CHAIN + ("train",)),
     _spec("stsg-linear", "tokens", "pooled Word2Vec token vectors, logistic regression (the published form)",
           TOKEN_CHAIN + ("train",), bench=True),
     _spec("stsg-lgbm", "tokens", "pooled Word2Vec token vectors, LightGBM", TOKEN_CHAIN + ("train",)),

@@ -14,7 +14,7 @@ from vocalprint.config import Config
 from vocalprint.data.dataset import Dataset
 from vocalprint.teacher import stage as teach
 from vocalprint.tokens import codebook as tokens
-from vocalprint.tokens import features, train, w2v
+from vocalprint.tokens import features, melstats, train, w2v
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,12 @@ def features_(cfg: Config, ds: Dataset, root: Path) -> tuple[Path, Path, Path, P
     m = mels(cfg, ds, root)
     t = tokens.run(cfg, m, root)
     w = w2v.run(cfg, t, root)
-    return m, t, w, features.run(cfg, ds, m, t, w, root)
+    return m, t, w, features.run(cfg, ds, t, w, root)
+
+
+def melstats_(cfg: Config, ds: Dataset, root: Path) -> Path:
+    """Mel band statistics of the training windows: Mel frames and windows, no token chain."""
+    return melstats.run(cfg, mels(cfg, ds, root), clips.run(cfg, ds, root), root)
 
 
 def teacher_features(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> tuple[Path, Path]:
@@ -69,7 +74,7 @@ def train_tokens(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
         return root
     if model == "tokens-nb":
         return tokens_nb(cfg, ds, root)
-    *_, f = features_(cfg, ds, root)
+    f = melstats_(cfg, ds, root) if model.startswith("melstats-") else features_(cfg, ds, root)[-1]
     return train.run(cfg, f, model, root)
 
 
@@ -84,6 +89,8 @@ def tokens_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
         return load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     from vocalprint.tokens.predictor import load_head_predictor
 
+    if model.startswith("melstats-"):
+        return load_head_predictor(model, cfg, tok_dir=None, w2v_dir=None, train_dir=train_tokens(cfg, ds, root, model))
     _, t, w, f = features_(cfg, ds, root)
     tr = train.run(cfg, f, model, root)
     return load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)

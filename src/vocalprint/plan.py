@@ -75,6 +75,13 @@ def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[s
             return [("nb", nb.key(cfg, ds))]
         cache = teach.cache_key(cfg, ds)
         return [("teacher-model", teach.model_key(cfg)), ("teacher", cache), ("nb", nb.key(cfg, ds, cache))]
+    if model.startswith("melstats-"):
+        from vocalprint.audio import clips, mel
+        from vocalprint.tokens import melstats
+
+        m, w = mel.key(cfg, ds), clips.key(cfg, ds)
+        chain = [("mels", m), ("windows", w), ("mstats", melstats.key(cfg, m, w))]
+        return chain + [("train", train.key(cfg, model, chain[-1][1]))]
     if spec.family == "tokens":
         chain = _keys_tokens(cfg, ds)
         return chain + [("train", train.key(cfg, model, chain[-1][1]))]

@@ -21,3 +21,31 @@ def test_parallel_species_fits_equal_sequential():
     assert np.abs(one.coef[:, :5]).max() > 0.1 and not one.coef[:, 5].any()  # nothing learnt without positives
     assert one.bias[5] < -5  # the prior of an unheard species
     assert heads.make("linear", C.override(C.Config(), "run.n_jobs", "3")).n_jobs == 3
+
+
+def test_newton_cholesky_reaches_the_lbfgs_optimum_on_correlated_features():
+    """``auto`` picks Newton-Cholesky for narrow features and L-BFGS for wide ones; both solve the
+    same penalised problem, so on strongly correlated features (like Mel band statistics) the
+    coefficients agree."""
+    from dataclasses import replace
+
+    from vocalprint.config.schema import NEWTON_MAX_DIM
+    from vocalprint.tokens.heads.linear import solver
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(2000, 4))
+    x = (base @ rng.normal(size=(4, 40)) + 0.05 * rng.normal(size=(2000, 40))).astype(np.float32)
+    y = (base[:, :3] + rng.normal(scale=0.7, size=(2000, 3)) > 1.2).astype(np.float32)
+    cfg = C.Config().train.linear
+    assert solver(cfg, 256) == "newton-cholesky" and solver(cfg, NEWTON_MAX_DIM + 1) == "lbfgs"
+    assert solver(replace(cfg, solver="lbfgs"), 16) == "lbfgs"
+    newton = LinearHead(cfg).fit(x, y)
+    lbfgs = LinearHead(replace(cfg, solver="lbfgs", max_iter=20000)).fit(x, y)
+    z = (x - newton.mu) / newton.sd
+    np.testing.assert_allclose(newton.decision(x), lbfgs.decision(x), atol=2e-3 * np.abs(z @ lbfgs.coef).max())
+    try:
+        C.override(C.Config(), "train.linear.solver", "sag")
+    except C.ConfigError as e:
+        assert "train.linear.solver" in str(e)
+    else:
+        raise AssertionError("an unknown solver was accepted")

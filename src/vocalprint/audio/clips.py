@@ -9,6 +9,7 @@ clips: same hop, same minimum length, same frame count (``1 + n_samples // hop``
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,11 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
                                   "data": str(ds.root), "n_windows": len(rows), "n_skipped_short": len(short),
                                   "skipped_short": short[:200], "n_skipped": len(bad), "skipped": bad[:200],
                                   "species": list(ds.species), "seconds": timer.seconds})
+
+
+def copy_labels(win_dir: Path, work: Path) -> None:
+    """Copy the windows' ``Y.npy``, ``groups.npy`` (checked) and ``windows.csv`` into a stage that
+    computes features of the same windows, in the same order."""
+    for n in ("Y", "groups"):
+        shutil.copyfile(A.verified(win_dir / f"{n}.npy"), work / f"{n}.npy")
+    shutil.copyfile(win_dir / "windows.csv", work / "windows.csv")

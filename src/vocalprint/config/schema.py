@@ -15,6 +15,8 @@ from .student import StudentConfig
 MEL_FRONTENDS = ("logmel", "pcen")
 FRAME_NORMS = ("standardize", "l2", "none")
 POOLINGS = ("mean", "std", "max", "tfidf")
+LINEAR_SOLVERS = ("auto", "lbfgs", "newton-cholesky")
+NEWTON_MAX_DIM = 512
 CLASS_WEIGHTS = (None, "balanced")
 TEACHERS = ("birdnet", "perch")
 TEACHER_VARIANTS = ("fp32", "float16", "weight_int8", "dynamic_int8", "full_int8")
@@ -83,9 +85,13 @@ class LinearConfig:
     C: float = 0.5
     max_iter: int = 2000
     class_weight: str | None = "balanced"
+    # "auto": Newton-Cholesky up to NEWTON_MAX_DIM features (a few iterations whatever the data size),
+    # L-BFGS above (each Newton step costs n * d^2)
+    solver: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice("train.linear.class_weight", self.class_weight, CLASS_WEIGHTS)
+        check_choice("train.linear.solver", self.solver, LINEAR_SOLVERS)
 
 
 @dataclass(frozen=True)

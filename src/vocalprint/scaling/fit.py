@@ -17,7 +17,7 @@ MEASURED_WORKERS = 2  # run.n_jobs's default: the per-file steps below ran on 2 
 # steps (manifest "seconds" keys) that map one task per file (or per species: the heads) over
 # run.n_jobs processes
 PARALLEL_STEPS = {"mels": {"mels"}, "tokens": {"assign"}, "features": {"features"}, "nb": {"frames"},
-                  "teacher": {"teacher"}, "windows": {"lengths"}, "tmixes": {"mixes"}, "pseudo": {"label"},
+                  "teacher": {"teacher"}, "windows": {"lengths"}, "mstats": {"pool"}, "tmixes": {"mixes"}, "pseudo": {"label"},
                   "train": {"oof", "fit"}}
 OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
 SUBMIT = "submit"

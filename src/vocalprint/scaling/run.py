@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from vocalprint.scaling.fit import (GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STEPS, SUBMIT, markdown, plot,
+from vocalprint.scaling.fit import (GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STEPS, SUBMIT, derived, markdown, plot,
                                     summarise)
 
 log = logging.getLogger("vocalprint.scale")
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=4, help="core count to project wall time to")
     ap.add_argument("--timeout-min", type=float, default=None, help="kill a command running longer (marked failed)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    ap.add_argument("--update", action="store_true", help="keep every model of OUT/scale.json that this run "
+                    "does not measure (it must be at the same fractions): re-measure one model after a change")
     ap.add_argument("--from-measured", action="store_true", help="run nothing: fit OUT/measured.json again "
                     "(stage costs re-read from OUT/runs)")
     args = ap.parse_args(argv)
@@ -239,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             names, skipped = default_models()
             print(f"models: {', '.join(names)}\nleft out (name them in --models to include): {'; '.join(skipped)}")
+        if args.update and old and old.get("scales") != scales:
+            raise SystemExit(f"--update: {out / 'scale.json'} was measured at F = {old.get('scales')}, not {scales}")
         gen_rows, measured = {}, {n: [] for n in names}
         for f in scales:
             data, row = generate(Path(args.data_root) if args.data_root else out / "data", f)
@@ -251,8 +255,18 @@ def main(argv: list[str] | None = None) -> int:
     generator = {f"{f:g}": gen_rows[f"{f:g}"]["wall_s"] if f"{f:g}" in gen_rows
                  else old.get("generator", {}).get(f"{f:g}") for f in scales}  # reused sets: the last timing known
     res = summarise(scales, measured, cores=args.cores, machine=_machine(), generator=generator)
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    for m in measured:  # refitted rows keep the day they were measured
+        res["models"][m]["measured_on"] = (old.get("models", {}).get(m, {}).get("measured_on")
+                                           if args.from_measured else stamp)
+    if args.update and old:
+        for m, v in old.get("models", {}).items():
+            res["models"].setdefault(m, v)
+        res["derived"] = derived(res["models"])
     res["generator_runs"] = gen_rows
     res["total_seconds"] = old.get("total_seconds") if args.from_measured else round(time.perf_counter() - t0, 1)
+    if args.update and not args.from_measured and old.get("total_seconds"):
+        res["total_seconds"] = round(res["total_seconds"] + old["total_seconds"], 1)  # all the measuring behind it
     write_json(out / "scale.json", res)
     plot(res, out / "scale.png")
     print(markdown(res))

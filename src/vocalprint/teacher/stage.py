@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from vocalprint.core import artifacts as A
-from vocalprint.audio import mel as M
+from vocalprint.audio import clips, mel as M
 from vocalprint.audio.decode import AudioError, load_audio
 from vocalprint.config import Config, ConfigError, fingerprint
 from vocalprint.data.dataset import Dataset
@@ -277,9 +277,7 @@ def features(cfg: Config, cache_dir: Path, win_dir: Path, root: Path) -> Path:
         log.warning("tfeatures: %d training windows have no teacher output (file skipped); zeros", int((~ok).sum()))
     A.save_npy(work / f"X_{cfg.teacher.model}.npy", X)
     A.save_npy(work / "T.npy", T)
-    for n in ("Y", "groups"):
-        shutil.copyfile(A.verified(win_dir / f"{n}.npy"), work / f"{n}.npy")
-    shutil.copyfile(win_dir / "windows.csv", work / "windows.csv")
+    clips.copy_labels(win_dir, work)
     return A.finish(work, final, {"stage": "tfeatures", "upstream": [cache_dir.name, win_dir.name],
                                   "species": man["species"], "n_windows": len(windows),
                                   "n_missing": int((~ok).sum()), "seconds": timer.seconds})

@@ -66,7 +66,9 @@ class LoudnessPredictor:
         return out
 
 
-def load_head_predictor(model: str, cfg: Config, *, tok_dir: Path, w2v_dir: Path, train_dir: Path) -> HeadPredictor:
+def load_head_predictor(model: str, cfg: Config, *, tok_dir: Path | None, w2v_dir: Path | None,
+                        train_dir: Path) -> HeadPredictor:
+    """A window-feature head; the token folders are read for ``stsg-*`` only."""
     from vocalprint.tokens import w2v
 
     kind = model.split("-", 1)[0]
