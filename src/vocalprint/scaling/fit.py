@@ -124,9 +124,8 @@ def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: in
                "peak RSS: the sum over the process tree (shared pages counted per process); "
                "peak_rss_gib_affine: the same rows fitted as c + d * x instead"]}
     for model, runs in measured.items():
-        order = list(M.MODELS[model].stages) if model in M.MODELS else []
-        pts = sorted(_stage_points(runs).items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order)))
-        stages = {s: _fit_stage(s, p, cores) for s, p in pts}
+        pts = _stage_points(runs)
+        stages = {s: _fit_stage(s, pts[s], cores) for s in build_order(model, pts)}
         cmds = _fit_commands(runs)
         train = [v for s, v in stages.items() if s != SUBMIT]
         cpu = cmds.get("train", {}).get("cpu_s", {}).get("projected_full")
@@ -194,6 +193,16 @@ def _fmt_b(b) -> str:
     return "n/a" if b is None else f"{b:.2f}"
 
 
+def build_order(model: str, stages) -> list[str]:
+    """``stages`` in the order ``model`` builds them (the registry's; ``name@overrides`` variants as
+    ``name``), then ``train-other`` and ``submit`` (JSON read back is key-sorted)."""
+    from vocalprint import models as M
+
+    spec = M.MODELS.get(model.split("@")[0])
+    order = (list(spec.stages) if spec else []) + [OTHER, SUBMIT]
+    return sorted(stages, key=lambda s: order.index(s) if s in order else len(order))
+
+
 def markdown(res: dict) -> str:
     """model | stage | measured at each F | exponent | projected at F = 1 | goal (rows in **bold**:
     the model's totals against the goals)."""
@@ -208,7 +217,8 @@ def markdown(res: dict) -> str:
         disk: dict = {}
         why = {c["scale"]: ("timed out" if c["rc"] == "timeout" else f"failed (rc {c['rc']})") + f" in {c['command']}"
                f" after {_fmt_s(c['wall_s'])}" for c in m["commands"] if c["rc"] != 0}
-        for stage, s in m["stages"].items():
+        for stage in build_order(model, m["stages"]):
+            s = m["stages"][stage]
             by = {p["scale"]: p for p in s["measured"]}
             for f, p in by.items():
                 disk[f] = disk.get(f, 0.0) + p["disk_mb"]
