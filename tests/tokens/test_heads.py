@@ -49,3 +49,26 @@ def test_newton_cholesky_reaches_the_lbfgs_optimum_on_correlated_features():
         assert "train.linear.solver" in str(e)
     else:
         raise AssertionError("an unknown solver was accepted")
+
+
+def test_the_out_of_fold_check_is_capped_at_whole_recordings():
+    """Above ``train.oof_max_windows`` the check runs on whole recordings drawn up to the cap; the
+    other rows stay NaN and no fold splits a recording."""
+    from vocalprint.tokens.train import oof_predictions, oof_rows
+
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(60), rng.integers(1, 20, size=60))
+    n = len(groups)
+    assert np.array_equal(oof_rows(groups, 0), np.arange(n)) and np.array_equal(oof_rows(groups, n), np.arange(n))
+    rows = oof_rows(groups, 200)
+    assert 200 <= len(rows) < 220 and np.array_equal(rows, oof_rows(groups, 200))  # seeded
+    picked = np.unique(groups[rows])
+    assert np.array_equal(np.flatnonzero(np.isin(groups, picked)), rows)  # whole recordings only
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    y = (x[:, :2] > 0.5).astype(np.float32)
+    cfg = C.override(C.override(C.Config(), "train.oof_max_windows", "200"), "train.folds", "3")
+    oof = oof_predictions(x, y, groups, head="linear", cfg=cfg)
+    done = np.isfinite(oof).all(axis=1)
+    assert np.array_equal(np.flatnonzero(done), rows) and np.isnan(oof[~done]).all()
+    full = oof_predictions(x, y, groups, head="linear", cfg=C.override(cfg, "train.oof_max_windows", "0"))
+    assert np.isfinite(full).all()

@@ -109,6 +109,10 @@ class LgbmConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     folds: int = 4  # GroupKFold by recording for out-of-fold validation
+    # the out-of-fold check runs on whole recordings drawn (seeded) up to this many windows (0: all).
+    # It only reports a number, and at BirdCLEF size it was most of a linear head's time; not hashed:
+    # the fitted head does not depend on it
+    oof_max_windows: int = 10_000
     secondary_weight: float = 1.0  # label value for secondary labels
     linear: LinearConfig = field(default_factory=LinearConfig)
     lgbm: LgbmConfig = field(default_factory=LgbmConfig)

@@ -15,16 +15,29 @@ from vocalprint.core.metrics import macro_auc_arrays
 log = logging.getLogger(__name__)
 
 
+def oof_rows(groups: np.ndarray, max_windows: int, seed: int = 0) -> np.ndarray:
+    """Indices of the windows the out-of-fold check uses: all of them, or whole recordings drawn in a
+    seeded order until ``max_windows`` are reached (``max_windows`` <= 0: all)."""
+    if max_windows <= 0 or len(groups) <= max_windows:
+        return np.arange(len(groups))
+    ids, counts = np.unique(groups, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n = int(np.searchsorted(np.cumsum(counts[order]), max_windows)) + 1
+    return np.flatnonzero(np.isin(groups, ids[order[:n]]))
+
+
 def oof_predictions(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, head: str, cfg: Config) -> np.ndarray:
-    """Out-of-fold probabilities [n, n_species]; folds never split a recording (GroupKFold)."""
+    """Out-of-fold probabilities [n, n_species] on the rows of :func:`oof_rows` (NaN elsewhere);
+    folds never split a recording (GroupKFold)."""
     from sklearn.model_selection import GroupKFold
 
-    n_groups = len(np.unique(groups))
-    k = min(cfg.train.folds, n_groups)
-    oof = np.zeros(y.shape, np.float32)
+    oof = np.full(y.shape, np.nan, np.float32)
+    rows = oof_rows(groups, cfg.train.oof_max_windows)
+    k = min(cfg.train.folds, len(np.unique(groups[rows])))
     if k < 2:
-        return np.full(y.shape, np.nan, np.float32)
-    for tr, va in GroupKFold(n_splits=k).split(x, y, groups):
+        return oof
+    for tr, va in GroupKFold(n_splits=k).split(rows, groups=groups[rows]):
+        tr, va = rows[tr], rows[va]
         oof[va] = heads.make(head, cfg).fit(x[tr], y[tr]).predict_proba(x[va])
     return oof
 
@@ -49,13 +62,15 @@ def run(cfg: Config, feat_dir: Path, model: str, root: Path, *, kind: str | None
     timer = A.Timer("train")
     with timer("oof"):
         oof = oof_predictions(x, y, g, head=head, cfg=cfg)
-    auc = macro_auc_arrays(y, oof) if np.isfinite(oof).all() else float("nan")
-    log.info("train %s: out-of-fold macro AUC on training windows %.3f", model, auc)
+    checked = np.isfinite(oof).all(axis=1)
+    auc = macro_auc_arrays(y[checked], oof[checked]) if checked.any() else float("nan")
+    log.info("train %s: out-of-fold macro AUC on %d of %d training windows %.3f", model, int(checked.sum()), len(y), auc)
     with timer("fit"):
         h = heads.make(head, cfg).fit(x, y)
     A.dump_joblib(h, work / "head.joblib")
     A.save_npy(work / "oof.npy", oof)
     species = A.manifest(feat_dir)["species"]
     return A.finish(work, final, {"stage": "train", "model": model, "config": getattr(cfg.train, head),
-                                  "upstream": [feat_dir.name], "oof_macro_auc": auc, "species": species,
+                                  "upstream": [feat_dir.name], "oof_macro_auc": auc, "oof_windows": int(checked.sum()),
+                                  "species": species,
                                   "n_windows": int(len(x)), "seconds": timer.seconds})
