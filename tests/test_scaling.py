@@ -99,6 +99,34 @@ def test_summary_fits_each_stage_against_the_files_present(tmp_path):
     assert (tmp_path / "scale.png").stat().st_size > 0
 
 
+def test_a_stage_is_projected_step_by_step_so_a_flat_step_does_not_hide_a_growing_one(tmp_path):
+    """A head whose out-of-fold check is capped (flat) and whose fit grows as x^2: the stage's F = 1
+    projection is the sum of the two steps' projections, not one power law through the totals;
+    ``--refit`` fits a scale.json again from its own points the same way."""
+    x1, x2 = 200 / FULL, 400 / FULL
+    runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
+    for r, fit in zip(runs, (1.0, 4.0)):
+        r["stages"]["train"] = {"seconds": 30.0 + fit, "disk_mb": 1.0, "steps": {"oof": 30.0, "fit": fit}}
+    res = S.summarise([0.002, 0.01], {"stsg-linear": runs}, cores=4)
+    tr = res["models"]["stsg-linear"]["stages"]["train"]
+    want = 30.0 + 4.0 / x2 ** 2
+    assert tr["projected_full_seconds"] == pytest.approx(want)
+    assert tr["steps"]["fit"]["exponent"] == pytest.approx(2.0) and tr["steps"]["oof"]["exponent"] == pytest.approx(0.0)
+    assert tr["exponent"] == pytest.approx(math.log(want / 34.0) / math.log(1 / x2), abs=1e-4)  # via the last point
+    assert tr["projected_full_seconds_cores"] == pytest.approx(want / 2)  # both steps map over the cores
+    one_law = S.fit_power([x1, x2], [31.0, 34.0])
+    assert S.power(one_law, 1.0) < want / 10  # what a single fit of the totals would have said
+    assert "steps" not in res["models"]["stsg-linear"]["stages"]["mels"]  # one step: one law
+    (tmp_path / "out").mkdir()
+    A.write_json(tmp_path / "out" / "scale.json", res)
+    assert R.main(["--out", str(tmp_path / "out"), "--refit"]) == 0
+    again = json.loads((tmp_path / "out" / "scale.json").read_text())
+    back = again["models"]["stsg-linear"]["stages"]["train"]
+    assert back["projected_full_seconds"] == pytest.approx(want) and back["exponent"] == tr["exponent"]
+    assert again["models"]["stsg-linear"]["projected_full"]["disk_gb"] == pytest.approx(
+        res["models"]["stsg-linear"]["projected_full"]["disk_gb"])
+
+
 def test_the_recommended_recipe_is_projected_from_its_measured_members():
     """recommended trains its members one after the other: hours and disk add up, memory is the
     larger member's, and its training goal is 6 h; no projection until every member was measured."""
@@ -158,6 +186,10 @@ def test_plan_projects_stages_to_the_size_of_the_data_it_is_asked_about(tmp_path
     assert "projected" in P.table("tokens-nb", [step])
     assert P.projected(stages["mels"], 0.1) == (None, None)  # unfitted: unknown numbers, still projected
     assert P.projected({"seconds": 10.0, "disk_mb": 1.0}, 0.1) == (10.0, 1.0)  # no exponent: the F = 1 values
+    stepped = {"seconds": 130.0, "exponent": 1.2, "projected_full_seconds": 130.0, "disk_mb": 1.0,
+               "steps": {"oof": {"exponent": 0.0, "projected_full_seconds": 30.0},
+                         "fit": {"exponent": 2.0, "projected_full_seconds": 100.0}}}
+    assert P.projected(stepped, 0.1)[0] == pytest.approx(30.0 + 100.0 * 0.01)  # a stage fitted step by step
     # a stage already built keeps its measured cost
     key = P.stage_keys(cfg, ds, tmp_path, "tokens-nb")[0][1]
     final = A.stage_dir(tmp_path, "nb", key)

@@ -122,10 +122,16 @@ def _num(v) -> bool:
 
 def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | None]:
     """(seconds, disk MB) of a stage of the scale model at data fraction ``f_now``: its power law
-    ``a * f_now ** b`` (``a`` the F = 1 projection); the F = 1 values when either is unknown."""
+    ``a * f_now ** b`` (``a`` the F = 1 projection), summed over its steps when it was fitted step by
+    step; the F = 1 values when either is unknown."""
     secs, mb = stage.get("seconds"), stage.get("disk_mb")
     if _num(f_now) and f_now > 0:
-        if _num(stage.get("exponent")) and _num(stage.get("projected_full_seconds")):
+        steps = stage.get("steps") or {}
+        if steps and all(_num(v.get("projected_full_seconds")) for v in steps.values()):
+            # step by step, as fitted: a step that stays flat keeps its time
+            secs = sum(v["projected_full_seconds"] * (f_now ** v["exponent"] if _num(v.get("exponent")) else 1.0)
+                       for v in steps.values())
+        elif _num(stage.get("exponent")) and _num(stage.get("projected_full_seconds")):
             secs = stage["projected_full_seconds"] * f_now ** stage["exponent"]
         if _num(stage.get("disk_exponent")) and _num(mb):
             mb = mb * f_now ** stage["disk_exponent"]

@@ -77,19 +77,47 @@ def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
     return pts
 
 
+def _step_fits(pts: list[dict]) -> dict[str, tuple[float, float] | None] | None:
+    """A power law per step (the manifest's ``seconds`` keys) when the stage has several and every
+    point lists the same ones; None otherwise."""
+    names = [set(p.get("steps") or {}) for p in pts]
+    if len(pts) < 2 or len(names[0]) < 2 or any(n != names[0] for n in names):
+        return None
+    xs = [p["effective_scale"] for p in pts]
+    return {k: fit_power(xs, [p["steps"][k] for p in pts]) for k in sorted(names[0])}
+
+
 def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
+    """The stage's projection to x = 1. A stage of several steps is projected step by step and
+    summed, so a step that stays flat (a capped out-of-fold check, a fixed number of mixes) does not
+    hold down the growth of one that does not (the probe's fit); ``exponent`` is then the effective
+    one from the largest measured x to x = 1."""
     xs = [p["effective_scale"] for p in pts]
     t, d = fit_power(xs, [p["seconds"] for p in pts]), fit_power(xs, [p["disk_mb"] for p in pts])
     last = max(pts, key=lambda p: p["effective_scale"])
     par = PARALLEL_STEPS.get(stage, set())
     share = (sum(v for k, v in last.get("steps", {}).items() if k in par) / last["seconds"]) if last["seconds"] else 0.0
-    full = power(t, 1.0)
+    full, exponent = power(t, 1.0), None if t is None else t[1]
+    full_cores = None if full is None else four_core_seconds(full, share, cores)
+    steps = _step_fits(pts)
+    step_out = None
+    if steps is not None and t is not None:
+        # a step too small to fit (no positive time at two sizes) keeps its largest measured time
+        proj = {k: (power(f, 1.0) if f else last["steps"][k]) for k, f in steps.items()}
+        full = sum(proj.values())
+        full_cores = sum(four_core_seconds(v, 1.0 if k in par else 0.0, cores) for k, v in proj.items())
+        if full > 0 and last["seconds"] > 0 and last["effective_scale"] < 1:
+            exponent = math.log(full / last["seconds"]) / math.log(1.0 / last["effective_scale"])
+        step_out = {k: {"exponent": None if f is None else round(f[1], 4), "projected_full_seconds": proj[k]}
+                    for k, f in steps.items()}
     out = {"measured": pts, "basis": "test files / 700 (submit's own elapsed_s)" if stage == SUBMIT
            else "training files / 28,564",
-           "exponent": None if t is None else round(t[1], 4), "projected_full_seconds": full,
+           "exponent": None if exponent is None else round(exponent, 4), "projected_full_seconds": full,
            "disk_exponent": None if d is None else round(d[1], 4), "parallel_share": round(share, 3),
-           "seconds": full, "disk_mb": power(d, 1.0) if d else (0.0 if all(p["disk_mb"] == 0 for p in pts) else None)}
-    out["projected_full_seconds_cores"] = None if full is None else four_core_seconds(full, share, cores)
+           "seconds": full, "disk_mb": power(d, 1.0) if d else (0.0 if all(p["disk_mb"] == 0 for p in pts) else None),
+           "projected_full_seconds_cores": full_cores}
+    if step_out:
+        out["steps"] = step_out
     return out
 
 
@@ -110,44 +138,66 @@ def _fit_commands(runs: list[dict]) -> dict:
     return out
 
 
+def assumptions(cores: int) -> list[str]:
+    """What every projection of scale.json assumes (written into it)."""
+    return ["x = training files / 28,564 (submit: test soundscapes / 700, its prediction time without start-up); "
+            "t = a * x ** b per stage, F = 1 at x = 1; a stage of several steps (manifest seconds) is projected "
+            "step by step and summed, b then being its effective exponent from the largest measured x",
+            f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
+            "per-file parallel share (PARALLEL_STEPS); CPU hours unchanged",
+            "peak RSS: the sum over the process tree (shared pages counted per process); "
+            "peak_rss_gib_affine: the same rows fitted as c + d * x instead"]
+
+
 def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: int = 4, machine: dict | None = None,
               generator: dict | None = None) -> dict:
     """scale.json's content from the measured rows (``measured[model]``: :func:`measure`'s rows)."""
-    from vocalprint import models as M
-
     res = {"scales": list(scales), "cores_projected": cores, "machine": machine or {}, "models": {},
-           "generator": generator or {}, "assumptions": [
-               "x = training files / 28,564 (submit: test soundscapes / 700, its prediction time without start-up); "
-               "t = a * x ** b per stage, F = 1 at x = 1",
-               f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
-               "per-file parallel share (PARALLEL_STEPS); CPU hours unchanged",
-               "peak RSS: the sum over the process tree (shared pages counted per process); "
-               "peak_rss_gib_affine: the same rows fitted as c + d * x instead"]}
+           "generator": generator or {}, "assumptions": assumptions(cores)}
     for model, runs in measured.items():
         pts = _stage_points(runs)
         stages = {s: _fit_stage(s, pts[s], cores) for s in build_order(model, pts)}
         cmds = _fit_commands(runs)
-        train = [v for s, v in stages.items() if s != SUBMIT]
-        cpu = cmds.get("train", {}).get("cpu_s", {}).get("projected_full")
-        rss = [c["peak_rss_mb"]["projected_full"] for c in cmds.values()]
-        rss_lin = [c["peak_rss_mb"]["projected_full_affine"] for c in cmds.values()]
-        full = {"train_hours_2_cores": _total([v["projected_full_seconds"] for v in train], 3600),
-                "train_hours_4_cores": _total([v["projected_full_seconds_cores"] for v in train], 3600),
-                "train_cpu_hours": 0.0 if not train else _total([cpu], 3600),
-                "submit_minutes_700_files_2_cores": _total([stages.get(SUBMIT, {}).get("projected_full_seconds")], 60),
-                "submit_own_projection_700_min": next((c["report"].get("projection_700_min") for c in reversed(
-                    [c for r in runs for c in r["commands"]]) if "report" in c), None),  # its per-minute rate
-                "peak_rss_gib": None if not rss or None in rss else max(rss) / 1024,
-                "peak_rss_gib_affine": None if not rss_lin or None in rss_lin else max(rss_lin) / 1024,
-                "disk_gb": _total([v["disk_mb"] for v in stages.values()], 1000)}
-        if not any(r.get("ok") for r in runs):  # nothing finished: no totals (not zero)
-            full = dict.fromkeys(full)
-        full["goals_met"] = {k: (None if full[k] is None else full[k] <= g) for k, g in GOALS.items()}
-        res["models"][model] = {"stages": stages, "commands": [c for r in runs for c in r["commands"]],
-                                "command_fits": cmds, "runs_ok": [r["scale"] for r in runs if r.get("ok")],
-                                "projected_full": full}
+        commands = [c for r in runs for c in r["commands"]]
+        ok = [r["scale"] for r in runs if r.get("ok")]
+        res["models"][model] = {"stages": stages, "commands": commands, "command_fits": cmds, "runs_ok": ok,
+                                "projected_full": _totals(stages, cmds, commands, bool(ok))}
     res["derived"] = derived(res["models"])
     return res
+
+
+def _totals(stages: dict, cmds: dict, commands: list[dict], ok: bool) -> dict:
+    """A model's F = 1 projection (``projected_full``) from its fitted stages and commands."""
+    train = [v for st, v in stages.items() if st != SUBMIT]
+    cpu = cmds.get("train", {}).get("cpu_s", {}).get("projected_full")
+    rss = [c["peak_rss_mb"]["projected_full"] for c in cmds.values()]
+    rss_lin = [c["peak_rss_mb"]["projected_full_affine"] for c in cmds.values()]
+    full = {"train_hours_2_cores": _total([v["projected_full_seconds"] for v in train], 3600),
+            "train_hours_4_cores": _total([v["projected_full_seconds_cores"] for v in train], 3600),
+            "train_cpu_hours": 0.0 if not train else _total([cpu], 3600),
+            "submit_minutes_700_files_2_cores": _total([stages.get(SUBMIT, {}).get("projected_full_seconds")], 60),
+            "submit_own_projection_700_min": next((c["report"].get("projection_700_min") for c in reversed(commands)
+                                                   if "report" in c), None),  # its per-minute rate
+            "peak_rss_gib": None if not rss or None in rss else max(rss) / 1024,
+            "peak_rss_gib_affine": None if not rss_lin or None in rss_lin else max(rss_lin) / 1024,
+            "disk_gb": _total([v["disk_mb"] for v in stages.values()], 1000)}
+    if not ok:  # nothing finished: no totals (not zero)
+        full = dict.fromkeys(full)
+    full["goals_met"] = {k: (None if full[k] is None else full[k] <= g) for k, g in GOALS.items()}
+    return full
+
+
+def refit(res: dict) -> dict:
+    """``res`` (a scale.json) with every stage fitted again from its own measured points: the same
+    fits :func:`summarise` makes, without the run folders."""
+    cores = res["cores_projected"]
+    out = dict(res, models={}, assumptions=assumptions(cores))
+    for model, m in res["models"].items():
+        stages = {st: _fit_stage(st, m["stages"][st]["measured"], cores) for st in build_order(model, m["stages"])}
+        out["models"][model] = dict(m, stages=stages, projected_full=_totals(stages, m["command_fits"], m["commands"],
+                                                                             bool(m.get("runs_ok"))))
+    out["derived"] = derived(out["models"])
+    return out
 
 
 def derived(models: dict) -> dict:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from vocalprint.scaling.fit import (GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STEPS, SUBMIT, derived, markdown, plot,
-                                    summarise)
+                                    refit, summarise)
 
 log = logging.getLogger("vocalprint.scale")
 
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=4, help="core count to project wall time to")
     ap.add_argument("--timeout-min", type=float, default=None, help="kill a command running longer (marked failed)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    ap.add_argument("--refit", action="store_true", help="run nothing: fit OUT/scale.json again from the "
+                    "measured points it holds (after a change to the fitting)")
     ap.add_argument("--update", action="store_true", help="keep every model of OUT/scale.json that this run "
                     "does not measure (it must be at the same fractions): re-measure one model after a change")
     ap.add_argument("--from-measured", action="store_true", help="run nothing: fit OUT/measured.json again "
@@ -228,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     old = json.loads((out / "scale.json").read_text()) if (out / "scale.json").is_file() else {}
+    if args.refit:
+        res = refit(old)
+        write_json(out / "scale.json", res)
+        plot(res, out / "scale.png")
+        print(markdown(res))
+        return 0
     if args.from_measured:
         saved = json.loads((out / "measured.json").read_text())
         scales, gen_rows, names = saved["scales"], saved["generator"], list(saved["models"])
