@@ -112,8 +112,9 @@ select: $(STAMP) ## best ensemble (by local AUC) of the evaluated models that fi
 ## NOTEBOOK_MODELS  make notebooks: the models compared (the default and the best)
 NOTEBOOK_MODELS ?= tokens-nb birdnet-zeroshot
 NOTEBOOKS_OUT ?= $(ARTIFACTS)/notebooks
-notebooks: $(STAMP) $(DATA_DEP) ## evaluate NOTEBOOK_MODELS on DATA_DIR, then execute notebooks/ -> artifacts/notebooks
+notebooks: $(STAMP) $(DATA_DEP) ## evaluate NOTEBOOK_MODELS on DATA_DIR, build the token chain, then execute notebooks/ -> artifacts/notebooks
 	for m in $(NOTEBOOK_MODELS); do $(MAKE) --no-print-directory submit evaluate MODEL=$$m SUBMISSION=$(ARTIFACTS)/notebooks-runs/$$m.csv || exit 1; done
+	$(call STAGE,features)  # notebook 02 reads the token chain (mels, tokens, w2v, features)
 	$(VENV)/bin/python -m vocalprint.tools.notebooks --data $(DATA_DIR) --artifacts $(ARTIFACTS) --out $(NOTEBOOKS_OUT)
 
 ## BENCH_MODELS make bench: comma-separated models (default: the registry's bench list)

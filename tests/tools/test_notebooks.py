@@ -16,7 +16,7 @@ from vocalprint.tools import report
 BOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 SMALL_CLI = ("--set", "tokens.k=64", "--set", "w2v.epochs=2", "--set", "run.progress=false",
              "--set", "nb.k=64", "--set", "nb.n_mixes=100", "--set", "nb.sample_frames=30000")
-MODELS = ("tokens-nb", "melstats-linear")  # the Makefile's default model and a fast second one
+MODELS = ("tokens-nb", "melstats-linear")  # the Makefile's default model and a fast second one (no token chain)
 
 
 def test_both_notebooks_exist():
@@ -86,6 +86,7 @@ def test_notebooks_run_on_demo_artifacts(demo_dir, tmp_path):
         common = ("--data", str(demo_dir), "--model", model, "--artifacts", str(art), "--out", str(sub))
         _cli("submit", *common, *SMALL_CLI)
         _cli("evaluate", *common)
+    _cli("features", "--data", str(demo_dir), "--artifacts", str(art), *SMALL_CLI)  # as make notebooks: notebook 02's chain
     out = tmp_path / "notebooks"
     r = subprocess.run([sys.executable, "-m", "vocalprint.tools.notebooks", "--data", str(demo_dir),
                         "--artifacts", str(art), "--out", str(out)],
