@@ -233,3 +233,5 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     assert len(upd["models"]["loudness"]["commands"]) == 1  # measured again, not appended
     with pytest.raises(SystemExit, match="measured at F"):
         R.main(["--scales", "0.0003", *args[2:]])
+    with pytest.raises(SystemExit, match="no .* to fit again"):
+        R.main(["--out", str(tmp_path / "empty"), "--refit"])

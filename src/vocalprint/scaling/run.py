@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     old = json.loads((out / "scale.json").read_text()) if (out / "scale.json").is_file() else {}
     if args.refit:
+        if not old:
+            raise SystemExit(f"--refit: no {out / 'scale.json'} to fit again")
         res = refit(old)
         write_json(out / "scale.json", res)
         plot(res, out / "scale.png")
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         for m, v in old.get("models", {}).items():
             res["models"].setdefault(m, v)
         res["derived"] = derived(res["models"])
-    res["generator_runs"] = gen_rows
+    res["generator_runs"] = {**old.get("generator_runs", {}), **gen_rows} if args.update else gen_rows
     res["total_seconds"] = old.get("total_seconds") if args.from_measured else round(time.perf_counter() - t0, 1)
     if args.update and not args.from_measured and old.get("total_seconds"):
         res["total_seconds"] = round(res["total_seconds"] + old["total_seconds"], 1)  # all the measuring behind it
