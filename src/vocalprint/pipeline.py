@@ -68,13 +68,20 @@ def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
 
 # ------------------------------------------------------------------ per family, for the registry
 
+def _reads_melstats(model: str) -> bool:
+    """Whether the registry gives ``model`` the Mel statistics stage instead of the token chain."""
+    from vocalprint import models
+
+    return "mstats" in models.get(model).stages
+
+
 def train_tokens(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
     """``loudness`` (nothing to train: the artifacts root), ``tokens-nb``, or a window head."""
     if model == "loudness":
         return root
     if model == "tokens-nb":
         return tokens_nb(cfg, ds, root)
-    f = melstats_(cfg, ds, root) if model.startswith("melstats-") else features_(cfg, ds, root)[-1]
+    f = melstats_(cfg, ds, root) if _reads_melstats(model) else features_(cfg, ds, root)[-1]
     return train.run(cfg, f, model, root)
 
 
@@ -89,7 +96,7 @@ def tokens_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
         return load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     from vocalprint.tokens.predictor import load_head_predictor
 
-    if model.startswith("melstats-"):
+    if _reads_melstats(model):
         return load_head_predictor(model, cfg, tok_dir=None, w2v_dir=None, train_dir=train_tokens(cfg, ds, root, model))
     _, t, w, f = features_(cfg, ds, root)
     tr = train.run(cfg, f, model, root)

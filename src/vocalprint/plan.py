@@ -75,7 +75,7 @@ def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[s
             return [("nb", nb.key(cfg, ds))]
         cache = teach.cache_key(cfg, ds)
         return [("teacher-model", teach.model_key(cfg)), ("teacher", cache), ("nb", nb.key(cfg, ds, cache))]
-    if model.startswith("melstats-"):
+    if "mstats" in spec.stages:
         from vocalprint.audio import clips, mel
         from vocalprint.tokens import melstats
 
