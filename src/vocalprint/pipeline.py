@@ -69,10 +69,10 @@ def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
 # ------------------------------------------------------------------ per family, for the registry
 
 def _reads_melstats(model: str) -> bool:
-    """Whether the registry gives ``model`` the Mel statistics stage instead of the token chain."""
-    from vocalprint import models
-
-    return "mstats" in models.get(model).stages
+    """Whether a window head reads the Mel statistics stage instead of the token chain: head models
+    are named ``<features>-<head>``, the convention :func:`vocalprint.tokens.train.run` and the
+    predictor read the feature kind from (the registry cannot be imported here: it imports this)."""
+    return model.split("-", 1)[0] == "melstats"
 
 
 def train_tokens(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
