@@ -1,41 +1,77 @@
-"""Each member of the student ensemble alone, and the ensemble (``distill.members``, the mean of
-their logits): dev AUC of the int8 students, each row scored as ``make submit`` does (windows
-shifted ± ``submit.student_shift_s``). The members are trained first when missing.
+"""Each member of the student ensemble alone, every pair of members, and the whole ensemble
+(``distill.members``, the mean of their logits): AUC of the int8 students overall and per
+``taxonomy.csv`` class, each row scored as ``make submit`` does (windows shifted
+± ``submit.student_shift_s``), with and without ``--file-max`` (each species' maximum over the
+file blended into its rows, as ``submit.file_max``). The members are trained first when missing.
+The spread over the lone members is the seed spread of one student.
 
-    PYTHONPATH=src .venv/bin/python notebooks/research/student_members.py --data ../shared/data/dev \\
-        --artifacts artifacts --set distill.seed=1
+    PYTHONPATH=src .venv/bin/python notebooks/research/student_members.py --data ../shared/data/dev-wide \\
+        --artifacts artifacts --set distill.members=3
 """
 from __future__ import annotations
 
+import argparse
+import itertools
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
-def main() -> None:
-    from _student import dev_student
+def scores(solution: pd.DataFrame, sub: pd.DataFrame, groups: dict[str, str], file_max: float) -> dict[str, float]:
+    """Macro AUC overall and per group after blending ``file_max`` of each file's maximum."""
+    from vocalprint.core.metrics import group_auc, macro_auc
+    from vocalprint.serving.submit import file_max as blend
 
+    sub = sub.set_index("row_id").loc[solution["row_id"]].reset_index()
+    cols = [c for c in sub.columns if c != "row_id"]
+    files = sub["row_id"].str.rsplit("_", n=1).str[0]
+    p = sub[cols].to_numpy(np.float64)
+    for f in files.unique():
+        m = (files == f).to_numpy()
+        p[m] = blend(p[m], file_max)
+    sub[cols] = p
+    overall, per = macro_auc(solution, sub)
+    return {"overall": overall, **group_auc(per, groups)}
+
+
+def main() -> None:
+    from _student import dev_setup
+
+    from vocalprint import models
     from vocalprint.serving import submit
-    from vocalprint.core.metrics import macro_auc
     from vocalprint.student.predictor import StudentPredictor
 
-    cfg, ds, pred, solution = dev_student(["run.progress=false"])
-    alone = []
-    for mp in pred.model_paths:
-        p = StudentPredictor(name="student", cfg=cfg, species=pred.species, model_paths=[mp])
-        p.prior = pred.prior
-        alone.append(p)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--file-max", type=float, default=0.2, help="the file-maximum share of the second table")
+    a, cfg, ds, root, solution = dev_setup(["run.progress=false"], ap)
+    pred = models.predictor(cfg, ds, root, "student")
+    tax = pd.read_csv(Path(a.data) / "taxonomy.csv")
+    groups = dict(zip(tax["primary_label"].astype(str), tax["class_name"].astype(str)))
+    n = len(pred.model_paths)
+    sets = [(j,) for j in range(n)] + (list(itertools.combinations(range(n), 2)) if n > 2 else []) + [tuple(range(n))]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        def auc(p) -> float:
+        for members in sets:
+            p = StudentPredictor(name="student", cfg=cfg, species=pred.species,
+                                 model_paths=[pred.model_paths[j] for j in members])
+            p.prior = pred.prior
             out = Path(tmp) / "submission.csv"
             submit.run(cfg, ds, [p], out)
-            return macro_auc(solution, pd.read_csv(out))[0]
-
-        res = [auc(p) for p in alone] + [auc(pred)]
-    head = " | ".join(f"member {j} alone" for j in range(len(alone)))
-    print(f"| {head} | {len(alone)} averaged |\n|{'---|' * (len(alone) + 1)}")
-    print("| " + " | ".join(f"{v:.3f}" for v in res) + " |")
+            sub = pd.read_csv(out)
+            label = f"member {members[0]} alone" if len(members) == 1 else " + ".join(map(str, members))
+            for fm in (0.0, a.file_max):
+                rows.append({"members": label, "file_max": fm, **scores(solution, sub, groups, fm)})
+    df = pd.DataFrame(rows)
+    cols = [c for c in df.columns if c not in ("members", "file_max")]
+    for fm, part in df.groupby("file_max", sort=True):
+        print(f"\nfile_max = {fm:g}\n\n| students | " + " | ".join(cols) + " |\n|" + "---|" * (len(cols) + 1))
+        for r in part.itertuples(index=False):
+            print(f"| {r.members} | " + " | ".join(f"{getattr(r, c):.3f}" for c in cols) + " |")
+        alone = part[part["members"].str.endswith("alone")]
+        if len(alone) > 1:
+            print("\nlone members, min-max: " + ", ".join(f"{c} {alone[c].min():.3f}-{alone[c].max():.3f}" for c in cols))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from vocalprint.config.student import StudentConfig
 from vocalprint.student.export import export_tflite
 from vocalprint.student.net import BIRDNET_PARAMS, build_student, count_params, inference_params
 from vocalprint.student.runtime import StudentRunner
-from vocalprint.student.train import losses, pair_up, predict_keras, train_student
+from vocalprint.student.train import epochs_for, losses, pair_up, predict_keras, train_student
 
 STUDENT_MODULES = ("net", "token_front", "train", "export", "runtime")
 
@@ -281,6 +281,25 @@ def test_training_is_deterministic_and_progress_runs() -> None:
     (m1, h1), (m2, h2) = runs
     assert h1["loss"] == h2["loss"]
     assert all(np.array_equal(a, b) for a, b in zip(m1.get_weights(), m2.get_weights()))
+
+
+def test_a_large_set_trains_fewer_epochs_within_the_window_budget() -> None:
+    """``window_budget`` caps the presentations: fewer epochs over more windows, never below one,
+    never above ``epochs``; 0 turns it off. The schedule and the history follow the epochs run."""
+    cfg = StudentConfig(epochs=30, window_budget=2_000_000)
+    assert epochs_for(cfg, 12_361) == 30  # a dev-sized set: the budget does not bind
+    assert epochs_for(cfg, 200_000) == 10  # the max_windows cap
+    assert epochs_for(cfg, 150_000) == 14  # rounded up: at least the budget is presented
+    assert epochs_for(cfg, 5_000_000) == 1
+    assert epochs_for(StudentConfig(epochs=30, window_budget=0), 5_000_000) == 30
+    x, y, meta = make_windows(48, seed=3)
+    emb, _ = TinyTeacher()(x)
+    tl = TinyTeacher().competition_logits(x)
+    small = StudentConfig(**{**SMALL.__dict__, "window_budget": 100})
+    _, hist = train_student(x, teacher_emb=emb, teacher_logits=tl, labels=y, meta=meta, cfg=small, progress=False)
+    assert hist["epochs"] == 3 == len(hist["loss"])  # ceil(100 / 48) of SMALL's 8
+    with pytest.raises(Exception, match="window_budget"):
+        StudentConfig(window_budget=-1)
 
 
 def test_pair_up_sums_power_and_keeps_unknowns_unknown() -> None:

@@ -50,14 +50,18 @@ def test_round_keys_chain() -> None:
 def test_rounds_zero_leaves_the_student_key_as_before(front: str) -> None:
     """At their defaults the new fields stay out of the key: the key computed without them."""
     cfg = C.override(C.Config(), "distill.front", front)
-    skip = {"members", "token_stages", *student.ROUND_FIELDS}
+    skip = {"members", "token_stages", *student.ROUND_FIELDS}  # window_budget: keyed at its default
     if front == "mel":
         skip |= {f.name for f in fields(cfg.distill) if f.name.startswith("token") or f.name == "front"}
     before = {f.name: getattr(cfg.distill, f.name) for f in fields(cfg.distill) if f.name not in skip}
     for j in (0, 1):
         assert student.key(cfg, "tf", "c", j) == fingerprint("student", before, "tf", "c", *([f"member{j}"] if j else []))
     assert set(student.ROUND_FIELDS) <= set(student.NEUTRAL)
-    assert all(getattr(C.Config().distill, k) == v for k, v in student.NEUTRAL.items())
+    assert all(getattr(C.Config().distill, k) == student.NEUTRAL[k] for k in ("token_stages", *student.ROUND_FIELDS))
+    # a cached student trained before the window budget is found again with the budget off
+    off = C.override(cfg, "distill.window_budget", "0")
+    keyed = {k: v for k, v in before.items() if k != "window_budget"}
+    assert student.key(off, "tf", "c", 0) == fingerprint("student", keyed, "tf", "c")
 
 
 @pytest.mark.parametrize("key,value", [("rounds", "-1"), ("pl_power", "0"), ("pl_power", "-1"),

@@ -63,6 +63,10 @@ class StudentConfig:
     freq_pool: str = "learned"  # "learned" per-channel weights over frequency | "mean"
     dropout: float = 0.2
     epochs: int = 30
+    # at most about this many window presentations in all: epochs = min(epochs, ceil(budget /
+    # windows)), so a large set trains fewer epochs over more data (0: always ``epochs``). At the
+    # dev sets' ~13,000 windows it does not bind; at the ``max_windows`` cap it allows 10 epochs
+    window_budget: int = 2_000_000
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -117,6 +121,8 @@ class StudentConfig:
         for name in ("members", "token_stages", "epochs", "batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"distill.{name} must be >= 1, got {getattr(self, name)}")
+        if self.window_budget < 0:
+            raise ConfigError(f"distill.window_budget must be >= 0 (0: no budget), got {self.window_budget}")
         if self.rounds < 0:
             raise ConfigError(f"distill.rounds must be >= 0, got {self.rounds}")
         if not 0.0 <= self.pl_teacher_weight <= 1.0:

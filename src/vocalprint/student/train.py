@@ -139,6 +139,14 @@ def _check(name: str, a: np.ndarray | None, n: int, ndim: int = 2) -> None:
         raise ValueError(f"{name}: shape {a.shape}, expected {n} rows and {ndim} dims")
 
 
+def epochs_for(cfg: StudentConfig, n_windows: int) -> int:
+    """Epochs to train on ``n_windows``: ``cfg.epochs``, fewer when they would present more than
+    ``cfg.window_budget`` windows in all (never fewer than one)."""
+    if cfg.window_budget <= 0 or n_windows <= 0:
+        return cfg.epochs
+    return max(1, min(cfg.epochs, -(-cfg.window_budget // n_windows)))
+
+
 def _standardise_stats(t_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(t_emb).all(axis=1)
     if not ok.any():
@@ -172,7 +180,8 @@ def train_student(
 
     Returns ``(model, history)``: history holds per-epoch lists ``loss``, ``emb``, ``soft``,
     ``label``, ``meta`` (training batches, augmented) and ``val_*`` the same on ``val``
-    (no augmentation, inference mode), plus ``seconds``, ``windows_per_s``, ``params``,
+    (no augmentation, inference mode), plus ``epochs`` (:func:`epochs_for`), ``seconds``,
+    ``windows_per_s``, ``params``,
     ``teacher_emb_mean``/``teacher_emb_std`` (the standardisation used for ``emb_proj``) and
     ``config``. The last epoch's weights are returned.
     """
@@ -204,7 +213,8 @@ def train_student(
     n_par = count_params(model)
     bs = min(cfg.batch, n)
     steps = n // bs  # drop the ragged tail: fixed shapes, no tiny BatchNorm batches
-    total = max(1, steps * cfg.epochs)
+    epochs = epochs_for(cfg, n)
+    total = max(1, steps * epochs)
     warm = int(min(total // 2, round(cfg.warmup_epochs * steps)))
     sched = keras.optimizers.schedules.CosineDecay(
         0.0 if warm else cfg.lr, decay_steps=max(1, total - warm), alpha=0.0,
@@ -215,8 +225,8 @@ def train_student(
     weights = {"emb": cfg.w_emb, "soft": cfg.w_soft, "label": cfg.w_label,
                "meta": cfg.w_meta if has_meta else 0.0}
     lkw = dict(temperature=cfg.temperature, emb_loss=cfg.emb_loss, has_meta=has_meta)
-    log.info("student: %d params (%d at inference), %d windows, %d steps/epoch, meta=%s",
-             n_par, inference_params(model), n, steps, has_meta)
+    log.info("student: %d params (%d at inference), %d windows, %d steps/epoch, %d epochs, meta=%s",
+             n_par, inference_params(model), n, steps, epochs, has_meta)
 
     spec = [tf.TensorSpec([None, n_frames, n_mels], tf.float32),
             tf.TensorSpec([None, teacher_emb.shape[1]], tf.float32),
@@ -287,7 +297,7 @@ def train_student(
         bar = progress_bar(total, desc="student")
     t0 = time.perf_counter()
     ep_s: list[float] = []
-    for ep in range(cfg.epochs):
+    for ep in range(epochs):
         t_ep = time.perf_counter()
         perm = rng.permutation(n)
         sums = {k: 0.0 for k in keys}
@@ -308,7 +318,7 @@ def train_student(
             for k in keys:
                 hist[f"val_{k}"].append(vs[k])
             msg += " | val " + " ".join(f"{k}={vs[k]:.4f}" for k in keys)
-        log.info("epoch %d/%d %s (%.1f s)", ep + 1, cfg.epochs, msg,
+        log.info("epoch %d/%d %s (%.1f s)", ep + 1, epochs, msg,
                  time.perf_counter() - t_ep)
     if bar is not None:
         bar.close()
@@ -316,6 +326,7 @@ def train_student(
     hist["epoch_seconds"] = ep_s  # training batches only (no validation)
     steady = ep_s[1:] or ep_s  # the first epoch also traces the graph
     hist["windows_per_s"] = steps * bs * len(steady) / max(sum(steady), 1e-9)
+    hist["epochs"] = epochs
     hist["params"] = n_par
     hist["teacher_emb_mean"] = mu
     hist["teacher_emb_std"] = sd
