@@ -139,25 +139,27 @@ class _Data:
 
 
 # Keys computed by the flat layout before the package was laid out by family (same inputs); the
-# linear heads' since ``train.linear.solver`` (Newton-Cholesky for narrow features).
+# linear heads' since ``train.linear.solver`` (Newton-Cholesky for narrow features); the students'
+# since ``distill.window_budget`` (with the budget off they are the former ones: below).
 PINNED = {
     "mel": "c4c1b36edd32", "tokens": "e362c1d1e999", "w2v": "e39096ca409f", "features": "0ff755477e92",
     "train-stsg-linear": "58419dd284fc", "train-melstats-lgbm": "8bd8cdffaa9e",
     "train-birdnet-probe": "f4ed67286ac6", "nb": "fb98100e5448", "nb-taught": "8d3ffc6f222c",
     "teacher-model": "02276077a387", "teacher-cache": "59f30f4c38c1", "tfeatures": "1f089487cce3",
-    "tmixes": "cba5bf60c418", "student-0": "5e477d7fbf19", "student-1": "0ccaa1105ade",
-    "tokens-cnn-0": "8fe279042273",
+    "tmixes": "cba5bf60c418", "student-0": "c696a43e1530", "student-1": "964c624f72d1",
+    "tokens-cnn-0": "620b1f4ae73d",
 }
+STUDENTS_BEFORE_BUDGET = {"student-0": "5e477d7fbf19", "student-1": "0ccaa1105ade", "tokens-cnn-0": "8fe279042273"}
 
 
-def current_keys() -> dict[str, str]:
+def current_keys(*overrides: str) -> dict[str, str]:
     from vocalprint.audio import mel
     from vocalprint.student import stage as student
     from vocalprint.teacher import stage as teach
     from vocalprint.tokens import codebook, features, train, w2v
     from vocalprint.tokens.nb import stage as nb
 
-    cfg, ds = C.load(None, []), _Data()
+    cfg, ds = C.load(None, list(overrides)), _Data()
     tcfg = replace(cfg, distill=replace(cfg.distill, front="tokens"))
     nbt = replace(cfg, nb=replace(cfg.nb, teacher_weight=0.2))
     return {
@@ -177,6 +179,8 @@ def current_keys() -> dict[str, str]:
 
 def test_cache_keys_are_unchanged():
     assert current_keys() == PINNED
+    off = current_keys("distill.window_budget=0")
+    assert {k: off[k] for k in STUDENTS_BEFORE_BUDGET} == STUDENTS_BEFORE_BUDGET
 
 
 def test_a_changed_field_changes_its_key():

@@ -30,6 +30,7 @@ class ModelSpec:
     only with ``distill.rounds`` > 0).
     ``bundle``: what its bundle carries besides the pickled predictor (``none``, ``tflite``
     model files, ``members``' bundles). ``bench``: in ``make bench``'s default list.
+    ``precision``: the students' exported network it runs (``int8`` or ``fp32``).
     ``file_max``: a blend of each species' maximum over the file that the model's own predictor
     applies (part of a frozen recipe, so it travels in the bundle; ``submit.file_max`` still
     applies on top).
@@ -43,6 +44,7 @@ class ModelSpec:
     bench: bool = False
     options: tuple[tuple[str, Any], ...] = ()  # config overrides that define this model
     file_max: float = 0.0
+    precision: str = "int8"
 
     def configure(self, cfg: Config) -> Config:
         """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front)."""
@@ -75,8 +77,7 @@ MODELS: dict[str, ModelSpec] = dict([
     _spec("student", "student", "distilled log-Mel CNNs (distill.members), int8 TFLite, +/- shifted windows",
           STUDENT_CHAIN, bundle="tflite", bench=True),
     _spec("student-fp32", "student", "the same students as float32 TFLite",
-          STUDENT_CHAIN,
-          bundle="tflite"),
+          STUDENT_CHAIN, bundle="tflite", precision="fp32"),
     _spec("tokens-cnn", "student", "the student's CNN over 32 band-group token codebooks (K = 16 each)",
           STUDENT_CHAIN, bundle="tflite", bench=True,
           options=(("distill", (("front", "tokens"),)),)),
@@ -134,7 +135,7 @@ def train(cfg: Config, ds: Dataset, root: Path, name: str) -> Path:
         cfg = spec.configure(cfg)
         _check_members(cfg)
         return [train(cfg, ds, root, m) for m in cfg.submit.members][-1]
-    return _builders()[spec.family][0](spec.configure(cfg), ds, root, name)
+    return _builders()[spec.family][0](spec.configure(cfg), ds, root, spec)
 
 
 def predictor(cfg: Config, ds: Dataset, root: Path, name: str):
@@ -151,7 +152,7 @@ def predictor(cfg: Config, ds: Dataset, root: Path, name: str):
                                  weights=[float(w) for w in cfg.submit.weights], combine=cfg.submit.combine,
                                  weights_unnamed=[float(w) for w in cfg.submit.weights_unnamed],
                                  file_max=spec.file_max, label=None if name == "ensemble" else name)
-    pred = _builders()[spec.family][1](spec.configure(cfg), ds, root, name)
+    pred = _builders()[spec.family][1](spec.configure(cfg), ds, root, spec)
     pred.prior = prior(ds.label_matrix())  # the members' prior serves an ensemble
     return pred
 

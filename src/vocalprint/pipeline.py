@@ -67,69 +67,65 @@ def distill(cfg: Config, ds: Dataset, root: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------ per family, for the registry
+# Each receives the model's registry entry (``models.ModelSpec``: its ``name`` and the ``stages`` it
+# builds) and dispatches on the stages, never on the name (the registry imports this module).
 
-def _reads_melstats(model: str) -> bool:
-    """Whether a window head reads the Mel statistics stage instead of the token chain: head models
-    are named ``<features>-<head>``, the convention :func:`vocalprint.tokens.train.run` and the
-    predictor read the feature kind from (the registry cannot be imported here: it imports this)."""
-    return model.split("-", 1)[0] == "melstats"
-
-
-def train_tokens(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
-    """``loudness`` (nothing to train: the artifacts root), ``tokens-nb``, or a window head."""
-    if model == "loudness":
+def train_tokens(cfg: Config, ds: Dataset, root: Path, spec) -> Path:
+    """No stage (``loudness``: nothing to train, the artifacts root), the naive-Bayes tables
+    (``nb``), or a window head over the Mel statistics (``mstats``) or the token features."""
+    if not spec.stages:
         return root
-    if model == "tokens-nb":
+    if "nb" in spec.stages:
         return tokens_nb(cfg, ds, root)
-    f = melstats_(cfg, ds, root) if _reads_melstats(model) else features_(cfg, ds, root)[-1]
-    return train.run(cfg, f, model, root)
+    f = melstats_(cfg, ds, root) if "mstats" in spec.stages else features_(cfg, ds, root)[-1]
+    return train.run(cfg, f, spec.name, root)
 
 
-def tokens_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
-    if model == "loudness":
+def tokens_predictor(cfg: Config, ds: Dataset, root: Path, spec):
+    if not spec.stages:
         from vocalprint.tokens.predictor import LoudnessPredictor
 
         return LoudnessPredictor(cfg=cfg, species=list(ds.species))
-    if model == "tokens-nb":
+    if "nb" in spec.stages:
         from vocalprint.tokens.nb.predictor import load_predictor
 
         return load_predictor(tokens_nb(cfg, ds, root), cfg, list(ds.species))
     from vocalprint.tokens.predictor import load_head_predictor
 
-    if _reads_melstats(model):
-        return load_head_predictor(model, cfg, tok_dir=None, w2v_dir=None, train_dir=train_tokens(cfg, ds, root, model))
+    if "mstats" in spec.stages:
+        return load_head_predictor(spec.name, cfg, tok_dir=None, w2v_dir=None, train_dir=train_tokens(cfg, ds, root, spec))
     _, t, w, f = features_(cfg, ds, root)
-    tr = train.run(cfg, f, model, root)
-    return load_head_predictor(model, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
+    tr = train.run(cfg, f, spec.name, root)
+    return load_head_predictor(spec.name, cfg, tok_dir=t, w2v_dir=w, train_dir=tr)
 
 
-def train_teacher(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
+def train_teacher(cfg: Config, ds: Dataset, root: Path, spec) -> Path:
     """The teacher's cache and the probe on its embedding (zero-shot models use the probe for the
     species the teacher cannot name)."""
     _, tf = teacher_features(cfg, ds, root, "clips")
     return train.run(cfg, tf, f"{cfg.teacher.model}-probe", root, kind=cfg.teacher.model, head="linear")
 
 
-def teacher_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
+def teacher_predictor(cfg: Config, ds: Dataset, root: Path, spec):
     from vocalprint.core import artifacts as A
     from vocalprint.teacher.predictor import TeacherPredictor
 
-    tr = train_teacher(cfg, ds, root, model)
+    tr = train_teacher(cfg, ds, root, spec)
     mdir = teach.prepare(cfg, root)
-    return TeacherPredictor(name=model, cfg=cfg, species=list(ds.species), kind=model.split("-")[1],
+    return TeacherPredictor(name=spec.name, cfg=cfg, species=list(ds.species), kind=spec.name.split("-")[1],
                             model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
                             columns=teach.species_columns(mdir, ds, cfg), head=A.load_joblib(tr / "head.joblib"))
 
 
-def train_student(cfg: Config, ds: Dataset, root: Path, model: str) -> Path:
+def train_student(cfg: Config, ds: Dataset, root: Path, spec) -> Path:
     return distill(cfg, ds, root)[-1]
 
 
-def student_predictor(cfg: Config, ds: Dataset, root: Path, model: str):
+def student_predictor(cfg: Config, ds: Dataset, root: Path, spec):
     from vocalprint.core import artifacts as A
     from vocalprint.student.predictor import StudentPredictor
 
     sdirs = distill(cfg, ds, root)
-    f = "student_fp32.tflite" if model == "student-fp32" else "student_int8.tflite"
-    return StudentPredictor(name=model, cfg=cfg, species=A.manifest(sdirs[0])["species"],
+    f = f"student_{spec.precision}.tflite"
+    return StudentPredictor(name=spec.name, cfg=cfg, species=A.manifest(sdirs[0])["species"],
                             model_paths=[A.verified(d / f) for d in sdirs])

@@ -68,9 +68,9 @@ def stage_keys(cfg: Config, ds: Dataset, root: Path, model: str) -> list[tuple[s
             out += [s for s in stage_keys(cfg, ds, root, m) if s not in out]
         return out
     cfg = spec.configure(cfg)
-    if model == "loudness":
+    if not spec.stages:
         return []
-    if model == "tokens-nb":
+    if "nb" in spec.stages:
         if not nb.uses_teacher(cfg):
             return [("nb", nb.key(cfg, ds))]
         cache = teach.cache_key(cfg, ds)
