@@ -4,6 +4,10 @@ overall and per taxonomic class.
 
     make submit evaluate DATA_DIR=$WIDE MODEL=birdnet-zeroshot   # then tokens-nb, recommended (student)
     .venv/bin/python notebooks/research/recommended.py --data $WIDE --artifacts artifacts
+
+``--student CSV`` (repeatable; default ``metrics/student.csv`` when it exists) re-blends each
+student submission as a third member for the species BirdNET cannot name, e.g. every lone member
+written by ``student_members.py --save``: the spread of that gain over students.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--student", type=Path, action="append", default=[], help="a student submission CSV")
     args = ap.parse_args()
     truth = pd.read_csv(args.data / "solution.csv")
     sp = [c for c in truth.columns if c != "row_id"]
@@ -36,8 +41,9 @@ def main() -> None:
     classes = {c: [s for s in sp if tax.loc[s, "class_name"] == c] for c in sorted(set(tax.loc[sp, "class_name"]))}
     files = truth["row_id"].str.rsplit("_", n=1).str[0]
 
-    def load(model: str) -> pd.DataFrame:
-        p = pd.read_csv(args.artifacts / "metrics" / f"{model}.csv").set_index("row_id")
+    def load(model: str | Path) -> pd.DataFrame:
+        path = model if isinstance(model, Path) else args.artifacts / "metrics" / f"{model}.csv"
+        p = pd.read_csv(path).set_index("row_id")
         return p.loc[truth["row_id"], sp].reset_index()
 
     bz, nb = load("birdnet-zeroshot"), load("tokens-nb")
@@ -56,8 +62,10 @@ def main() -> None:
     for a in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3):
         s = _scores(truth, with_file_max(blend, a), classes)
         print(f"  {a:<5}" + "  ".join(f"{v:.3f}" for v in s.values()))
-    if (args.artifacts / "metrics" / "student.csv").is_file():  # the student as a third member, for the rest
-        st = load("student")
+    students = args.student or [p for p in [args.artifacts / "metrics" / "student.csv"] if p.is_file()]
+    for path in students:  # the student as a third member, for the rest
+        st = load(path)
+        print(f"with {path.name}:")
         for w, name in ((0.25, "0.5 BirdNET + 0.25 tokens-nb + 0.25 student"), (1.0, "the student alone")):
             b3 = bz.copy()
             b3[unn] = (0.5 * bz[unn] + 0.25 * nb[unn] + 0.25 * st[unn]) if w < 1 else st[unn]

@@ -6,7 +6,7 @@ file blended into its rows, as ``submit.file_max``). The members are trained fir
 The spread over the lone members is the seed spread of one student.
 
     PYTHONPATH=src .venv/bin/python notebooks/research/student_members.py --data ../shared/data/dev-wide \\
-        --artifacts artifacts --set distill.members=3
+        --artifacts artifacts --set distill.members=3 --save artifacts/metrics/members
 """
 from __future__ import annotations
 
@@ -45,12 +45,15 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--file-max", type=float, default=0.2, help="the file-maximum share of the second table")
+    ap.add_argument("--save", type=Path, help="write each set's submission here (student-<members>.csv), e.g. "
+                    "for recommended.py --student")
     a, cfg, ds, root, solution = dev_setup(["run.progress=false"], ap)
     pred = models.predictor(cfg, ds, root, "student")
     tax = pd.read_csv(Path(a.data) / "taxonomy.csv")
     groups = dict(zip(tax["primary_label"].astype(str), tax["class_name"].astype(str)))
     n = len(pred.model_paths)
-    sets = [(j,) for j in range(n)] + (list(itertools.combinations(range(n), 2)) if n > 2 else []) + [tuple(range(n))]
+    sets = [(j,) for j in range(n)] + (list(itertools.combinations(range(n), 2)) if n > 2 else []) \
+        + ([tuple(range(n))] if n > 1 else [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for members in sets:
@@ -60,6 +63,9 @@ def main() -> None:
             out = Path(tmp) / "submission.csv"
             submit.run(cfg, ds, [p], out)
             sub = pd.read_csv(out)
+            if a.save:
+                a.save.mkdir(parents=True, exist_ok=True)
+                sub.to_csv(a.save / f"student-{'-'.join(map(str, members))}.csv", index=False)
             label = f"member {members[0]} alone" if len(members) == 1 else " + ".join(map(str, members))
             for fm in (0.0, a.file_max):
                 rows.append({"members": label, "file_max": fm, **scores(solution, sub, groups, fm)})
