@@ -159,3 +159,11 @@ def test_make_kaggle_refuses_to_bundle_a_model_trained_on_the_demo_set(tmp_path)
                        capture_output=True, text=True, timeout=120, env=run_env())
     assert r.returncode != 0 and "DATA_DIR is the demo set" in r.stderr
     assert not (tmp_path / "art").exists()  # refused before anything was trained or bundled
+
+
+def test_a_students_exported_precision_is_a_registry_field():
+    """The student predictors pick their network file by the registry's ``precision``, not the name."""
+    assert {n: s.precision for n, s in models.MODELS.items() if s.family == "student"} == {
+        "student": "int8", "student-fp32": "fp32", "tokens-cnn": "int8"}
+    with pytest.raises(ValueError, match="precision"):
+        models.ModelSpec("x", "student", "", (), precision="fp16")

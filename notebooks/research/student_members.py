@@ -23,13 +23,14 @@ def scores(solution: pd.DataFrame, sub: pd.DataFrame, groups: dict[str, str], fi
     """Macro AUC overall and per group after blending ``file_max`` of each file's maximum."""
     from vocalprint.core.metrics import group_auc, macro_auc
     from vocalprint.serving.submit import file_max as blend
+    from vocalprint.tools.report.results import soundscape_ids
 
     sub = sub.set_index("row_id").loc[solution["row_id"]].reset_index()
     cols = [c for c in sub.columns if c != "row_id"]
-    files = sub["row_id"].str.rsplit("_", n=1).str[0]
+    files = soundscape_ids(sub["row_id"])
     p = sub[cols].to_numpy(np.float64)
-    for f in files.unique():
-        m = (files == f).to_numpy()
+    for f in np.unique(files):
+        m = files == f
         p[m] = blend(p[m], file_max)
     sub[cols] = p
     overall, per = macro_auc(solution, sub)
@@ -42,6 +43,7 @@ def main() -> None:
     from vocalprint import models
     from vocalprint.serving import submit
     from vocalprint.student.predictor import StudentPredictor
+    from vocalprint.tools.evaluate import taxon_groups
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--file-max", type=float, default=0.2, help="the file-maximum share of the second table")
@@ -49,8 +51,7 @@ def main() -> None:
                     "for recommended.py --student")
     a, cfg, ds, root, solution = dev_setup(["run.progress=false"], ap)
     pred = models.predictor(cfg, ds, root, "student")
-    tax = pd.read_csv(Path(a.data) / "taxonomy.csv")
-    groups = dict(zip(tax["primary_label"].astype(str), tax["class_name"].astype(str)))
+    groups = taxon_groups(pd.read_csv(Path(a.data) / "taxonomy.csv"))
     n = len(pred.model_paths)
     sets = [(j,) for j in range(n)] + (list(itertools.combinations(range(n), 2)) if n > 2 else []) \
         + ([tuple(range(n))] if n > 1 else [])

@@ -46,6 +46,10 @@ class ModelSpec:
     file_max: float = 0.0
     precision: str = "int8"
 
+    def __post_init__(self) -> None:
+        if self.precision not in ("int8", "fp32"):
+            raise ValueError(f"model {self.name}: precision {self.precision!r}, use 'int8' or 'fp32'")
+
     def configure(self, cfg: Config) -> Config:
         """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front)."""
         for section, fields in self.options:
