@@ -51,6 +51,7 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
     # the cache is reused, not recomputed: the teacher runner must not be called again
     monkeypatch.setattr(teach, "_cache_file", lambda *a: (_ for _ in ()).throw(AssertionError("teacher re-run")))
     models.predictor(tcfg, ds, root, "birdnet-probe")
+    monkeypatch.undo()  # recommended's student member needs the teacher's 2-s cache
     out = tmp_path / "sub.csv"
     rep = submit.run(tcfg, ds, [zero], out)
     sample = pd.read_csv(ds.root / "sample_submission.csv")
@@ -62,14 +63,18 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
     x = load_audio(ds.test_soundscapes[0])
     np.testing.assert_allclose(again.predict(x, 12, {}), probe.predict(x, 12, {}), rtol=1e-5, atol=1e-6)
     # MODEL=recommended: its frozen members and weights, then a fifth of each file maximum; its
-    # bundle carries every member (BirdNET's model file and the token tables) and predicts the same
+    # bundle carries every member (BirdNET's and the student's model files, the token tables) and
+    # predicts the same
     rcfg = C.override(tcfg, "nb", {"k": 64, "n_mixes": 100, "sample_frames": 20000, "mix_batch": 50})
     rec = models.predictor(rcfg, ds, root, "recommended")
-    assert rec.name == "recommended" and [m.name for m in rec.members] == ["birdnet-zeroshot", "tokens-nb"]
-    nb = models.predictor(rcfg, ds, root, "tokens-nb")
-    zp, npred = zero.predict(x, 12, {}), nb.predict(x, 12, {})
+    names = ["birdnet-zeroshot", "tokens-nb", "student-2s"]
+    assert rec.name == "recommended" and [m.name for m in rec.members] == names
+    nb, st = (models.predictor(rcfg, ds, root, m) for m in names[1:])
+    assert A.manifest(root / "teacher" / teach.cache_key(models.get("student-2s").configure(rcfg), ds))[
+        "config"]["stride_s"] == 2.0  # the student member learned from the teacher's 2-s cache
+    zp, npred, sp = (np.clip(m.predict(x, 12, {}), 1e-6, 1 - 1e-6) for m in (zero, nb, st))
     named = np.asarray(zero.columns) >= 0
-    want = np.where(named, zp, 0.75 * np.clip(zp, 1e-6, 1 - 1e-6) + 0.25 * np.clip(npred, 1e-6, 1 - 1e-6))
+    want = np.where(named, zp, 0.5 * zp + 0.25 * npred + 0.25 * sp)
     want = 0.8 * want + 0.2 * want.max(axis=0, keepdims=True)
     got = rec.predict(x, 12, {})
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -77,7 +82,7 @@ def test_teacher_models_cache_and_bundle(demo_with_birdnet, tcfg, tmp_path, monk
     rb = save_bundle(rec, tmp_path / "recommended")
     assert (rb / "m1_model.tflite").is_file()  # member 1 (BirdNET) of the bundle's predictor 0
     back = load_bundle(rb)
-    assert [m.name for m in back.members] == ["birdnet-zeroshot", "tokens-nb"] and back.file_max == 0.2
+    assert [m.name for m in back.members] == names and back.file_max == 0.2
     np.testing.assert_allclose(back.predict(x, 12, {}), got, rtol=1e-5, atol=1e-6)
 
 

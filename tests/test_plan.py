@@ -140,10 +140,15 @@ def test_an_averaging_model_is_planned_from_its_members(trained, small_cfg, tmp_
     (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
     steps = plan.plan(small_cfg, ds, tmp_path, "recommended")
     want = [k for m in models.members_of(small_cfg, "recommended") for k in plan.stage_keys(small_cfg, ds, tmp_path, m)]
-    assert [(s.stage, s.key) for s in steps] == want
+    assert [(s.stage, s.key) for s in steps] == list(dict.fromkeys(want))  # a shared stage is built once
+    assert len(want) > len(steps)  # BirdNET and the student member share the teacher model, the windows
     nb = next(s for s in steps if s.stage == "nb")
     f = len(ds.train) / plan.FULL_TRAIN_FILES
     assert nb.source == "projected" and nb.seconds == round(100.0 * f, 1)
     assert all(s.source == "unknown" for s in steps if s.stage != "nb")
+    assert plan.peak_rss_gib(tmp_path, ds, "recommended", small_cfg) is None  # student-2s: no scale model
+    fits["student-2s"] = {"stages": {}, "command_fits": {"train": {"peak_rss_mb": {"projected_full": 1024.0,
+                                                                                   "exponent": 0.0}}}}
+    (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
     assert plan.peak_rss_gib(tmp_path, ds, "recommended", small_cfg) == 3.0
 

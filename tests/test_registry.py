@@ -40,9 +40,16 @@ def test_recommended_resolves_to_its_frozen_recipe():
     user = C.override(C.override(C.Config(), "submit.members", "loudness,stsg-linear"), "submit.weights", "1,1")
     for cfg in (C.Config(), user):
         sub = spec.configure(cfg).submit
-        assert sub.members == ("birdnet-zeroshot", "tokens-nb") and sub.weights == ("1", "0")
-        assert sub.weights_unnamed == ("0.75", "0.25") and sub.combine == "mean"
-        assert models.members_of(cfg, "recommended") == ("birdnet-zeroshot", "tokens-nb")
+        assert sub.members == ("birdnet-zeroshot", "tokens-nb", "student-2s") and sub.weights == ("1", "0", "0")
+        assert sub.weights_unnamed == ("0.5", "0.25", "0.25") and sub.combine == "mean"
+        assert models.members_of(cfg, "recommended") == ("birdnet-zeroshot", "tokens-nb", "student-2s")
+    # its student member: one network on the teacher's 2-s cache within a 1M-window budget, whatever
+    # the user's student settings; BirdNET's own hop at test time is not the member's to change
+    mine = C.override(C.override(C.Config(), "distill.members", "3"), "teacher.stride_s", "1")
+    s2 = models.get("student-2s").configure(mine)
+    assert (s2.teacher.stride_s, s2.distill.members, s2.distill.window_budget) == (2.0, 1, 1_000_000)
+    assert s2.teacher.infer_stride_s == mine.teacher.infer_stride_s
+    assert models.get("birdnet-zeroshot").configure(spec.configure(C.Config())).teacher.stride_s == 1.0
     assert models.members_of(user, "ensemble") == ("loudness", "stsg-linear")
     assert models.members_of(user, "tokens-nb") == ()
     # an ensemble of ensembles is refused before any work
@@ -164,6 +171,6 @@ def test_make_kaggle_refuses_to_bundle_a_model_trained_on_the_demo_set(tmp_path)
 def test_a_students_exported_precision_is_a_registry_field():
     """The student predictors pick their network file by the registry's ``precision``, not the name."""
     assert {n: s.precision for n, s in models.MODELS.items() if s.family == "student"} == {
-        "student": "int8", "student-fp32": "fp32", "tokens-cnn": "int8"}
+        "student": "int8", "student-fp32": "fp32", "student-2s": "int8", "tokens-cnn": "int8"}
     with pytest.raises(ValueError, match="precision"):
         models.ModelSpec("x", "student", "", (), precision="fp16")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from vocalprint import config as C
+from vocalprint import models
 from vocalprint import plan as P
 from vocalprint.core import artifacts as A
 from vocalprint.scaling import fit as S
@@ -129,19 +130,24 @@ def test_a_stage_is_projected_step_by_step_so_a_flat_step_does_not_hide_a_growin
 
 def test_the_recommended_recipe_is_projected_from_its_measured_members():
     """recommended trains its members one after the other: hours and disk add up, memory is the
-    larger member's, and its training goal is 6 h; no projection until every member was measured."""
+    larger member's, and its training goal is 6 h; no projection until every member was measured,
+    and the table names the members that were not."""
     runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
-    one = S.summarise([0.002, 0.01], {"tokens-nb": runs})
-    assert "recommended" not in one["derived"]  # birdnet-zeroshot not measured
-    res = S.summarise([0.002, 0.01], {"tokens-nb": runs, "birdnet-zeroshot": runs})
+    members = list(models.members_of(C.Config(), "recommended"))
+    assert members == ["birdnet-zeroshot", "tokens-nb", "student-2s"]
+    assert "recommended" not in S.summarise([0.002, 0.01], {"loudness": runs})["derived"]  # no member measured
+    part = S.summarise([0.002, 0.01], {"tokens-nb": runs, "birdnet-zeroshot": runs})
+    assert part["derived"]["recommended"] == {"members": members, "unmeasured": ["student-2s"], "projected_full": None}
+    assert "not projected: student-2s not measured | 6 h: n/a |" in S.markdown(part)
+    res = S.summarise([0.002, 0.01], {m: runs for m in members})
     rec, nb = res["derived"]["recommended"], res["models"]["tokens-nb"]["projected_full"]
-    assert rec["members"] == ["birdnet-zeroshot", "tokens-nb"]
+    assert rec["members"] == members and rec["unmeasured"] == []
     full = rec["projected_full"]
-    assert full["train_hours_4_cores"] == pytest.approx(2 * nb["train_hours_4_cores"])
-    assert full["disk_gb"] == pytest.approx(2 * nb["disk_gb"]) and full["peak_rss_gib"] == nb["peak_rss_gib"]
+    assert full["train_hours_4_cores"] == pytest.approx(3 * nb["train_hours_4_cores"])
+    assert full["disk_gb"] == pytest.approx(3 * nb["disk_gb"]) and full["peak_rss_gib"] == nb["peak_rss_gib"]
     assert full["goals"]["train_hours_4_cores"] == 6.0
     assert full["goals_met"]["train_hours_4_cores"] is (full["train_hours_4_cores"] <= 6.0)
-    assert "sum of birdnet-zeroshot + tokens-nb" in S.markdown(res) and "| 6 h:" in S.markdown(res)
+    assert "sum of birdnet-zeroshot + tokens-nb + student-2s" in S.markdown(res) and "| 6 h:" in S.markdown(res)
     assert "ensemble" not in res["derived"]  # its members are the user's choice
 
 

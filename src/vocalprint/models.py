@@ -82,18 +82,26 @@ MODELS: dict[str, ModelSpec] = dict([
           STUDENT_CHAIN, bundle="tflite", bench=True),
     _spec("student-fp32", "student", "the same students as float32 TFLite",
           STUDENT_CHAIN, bundle="tflite", precision="fp32"),
+    # the students' cheap form, built for the recipe below: one member on the teacher's cache every 2 s
+    # (the focal clips' cache is then the probe's own, the soundscapes cost half) and at most 1,000,000
+    # window presentations (5 epochs at the 200,000-window cap; on small sets it does not bind)
+    _spec("student-2s", "student", "one distilled student on the teacher's 2-s cache, 1M-window budget "
+          "(recommended's member for the species BirdNET cannot name)", STUDENT_CHAIN, bundle="tflite",
+          options=(("teacher", (("stride_s", 2.0),)), ("distill", (("members", 1), ("window_budget", 1_000_000))))),
     _spec("tokens-cnn", "student", "the student's CNN over 32 band-group token codebooks (K = 16 each)",
           STUDENT_CHAIN, bundle="tflite", bench=True,
           options=(("distill", (("front", "tokens"),)),)),
     _spec("ensemble", "serving", "submit.members averaged (submit.weights; submit.combine mean or logit)", (),
           bundle="members"),
     # the frozen recipe chosen on dev-wide (docs/results.md, "The recommended submission"): BirdNET's own
-    # logits for the species it names; for the rest 3/4 of its probe's and 1/4 of tokens-nb's
-    # probabilities; then a fifth of each species' maximum over the file blended into every window
-    _spec("recommended", "serving", "frozen recipe: birdnet-zeroshot, tokens-nb for the species BirdNET "
-          "cannot name, file maxima", (), bundle="members", file_max=0.2,
-          options=(("submit", (("members", ("birdnet-zeroshot", "tokens-nb")), ("weights", ("1", "0")),
-                               ("weights_unnamed", ("0.75", "0.25")), ("combine", "mean"))),)),
+    # logits for the species it names; for the rest half its probe's, a quarter tokens-nb's and a
+    # quarter student-2s's probabilities; then a fifth of each species' maximum over the file blended
+    # into every window
+    _spec("recommended", "serving", "frozen recipe: birdnet-zeroshot; for the species BirdNET cannot name "
+          "its probe, tokens-nb and student-2s; file maxima", (), bundle="members", file_max=0.2,
+          options=(("submit", (("members", ("birdnet-zeroshot", "tokens-nb", "student-2s")),
+                               ("weights", ("1", "0", "0")), ("weights_unnamed", ("0.5", "0.25", "0.25")),
+                               ("combine", "mean"))),)),
 ])
 
 NAMES: tuple[str, ...] = tuple(MODELS)

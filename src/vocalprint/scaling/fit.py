@@ -201,9 +201,11 @@ def refit(res: dict) -> dict:
 
 
 def derived(models: dict) -> dict:
-    """Projections of the frozen averaging recipes (``recommended``) whose members were all measured:
-    members train one after the other from one artifacts folder and share no stage, so their hours
-    and disk add up and the peak memory is the larger one."""
+    """Projections of the frozen averaging recipes (``recommended``): members train one after the
+    other from one artifacts folder, so their hours and disk add up (an upper bound where they share
+    a stage, such as the teacher model and its cache of the focal clips) and the peak memory is the
+    larger one. A recipe with a member this run did not measure gets no projection, only the
+    names of those members (``unmeasured``)."""
     from vocalprint import models as M
     from vocalprint.config import Config
 
@@ -212,16 +214,20 @@ def derived(models: dict) -> dict:
     out = {}
     for name, spec in M.MODELS.items():
         members = list(M.members_of(Config(), name)) if spec.bundle == "members" and spec.options else []
+        if not members or not any(m in models for m in members):
+            continue
         fulls = [models[m]["projected_full"] for m in members if m in models]
-        if not members or len(fulls) < len(members) or any(f[k] is None for f in fulls
-                                                            for k in (*summed, "peak_rss_gib")):
+        missing = [m for m in members if m not in models or any(
+            models[m]["projected_full"][k] is None for k in (*summed, "peak_rss_gib"))]
+        if missing:
+            out[name] = {"members": members, "unmeasured": missing, "projected_full": None}
             continue
         full = {k: sum(f[k] for f in fulls) for k in summed}
         full["peak_rss_gib"] = max(f["peak_rss_gib"] for f in fulls)
         goals = dict(GOALS, train_hours_4_cores=RECOMMENDED_TRAIN_HOURS)
         full["goals"] = goals
         full["goals_met"] = {k: full[k] <= g for k, g in goals.items()}
-        out[name] = {"members": members, "projected_full": full}
+        out[name] = {"members": members, "unmeasured": [], "projected_full": full}
     return out
 
 
@@ -299,8 +305,12 @@ def markdown(res: dict) -> str:
         row(model, "**disk**", [_fmt_mb(disk[f]) if f in disk else "-" for f in fs], "",
             _fmt_mb(None if full["disk_gb"] is None else full["disk_gb"] * 1000), f"60 GB: {tick[ok['disk_gb']]}")
     for model, d in res.get("derived", {}).items():
-        full, ok, g = d["projected_full"], d["projected_full"]["goals_met"], d["projected_full"]["goals"]
         what = f"**train wall** (sum of {' + '.join(d['members'])})"
+        if d["projected_full"] is None:
+            row(model, what, ["-" for _ in fs], "", f"not projected: {', '.join(d['unmeasured'])} not measured",
+                f"{RECOMMENDED_TRAIN_HOURS:g} h: n/a")
+            continue
+        full, ok, g = d["projected_full"], d["projected_full"]["goals_met"], d["projected_full"]["goals"]
         row(model, what, ["-" for _ in fs], "",
             f"{_fmt_s(full['train_hours_4_cores'] * 3600)} on {cores} cores ({_fmt_s(full['train_hours_2_cores'] * 3600)} on 2)",
             f"{g['train_hours_4_cores']:g} h: {tick[ok['train_hours_4_cores']]}")
