@@ -174,3 +174,14 @@ def test_a_students_exported_precision_is_a_registry_field():
         "student": "int8", "student-fp32": "fp32", "student-2s": "int8", "tokens-cnn": "int8"}
     with pytest.raises(ValueError, match="precision"):
         models.ModelSpec("x", "student", "", (), precision="fp16")
+
+
+def test_what_a_teacher_model_outputs_is_a_registry_field():
+    """Zero-shot or probe comes from the registry's ``kind``, not from the model's name."""
+    assert {n: s.kind for n, s in models.MODELS.items() if s.family == "teacher"} == {
+        "birdnet-zeroshot": "zeroshot", "birdnet-probe": "probe", "perch-zeroshot": "zeroshot", "perch-probe": "probe"}
+    assert all(s.kind == "" for s in models.MODELS.values() if s.family != "teacher")
+    with pytest.raises(ValueError, match="kind"):
+        models.ModelSpec("x", "teacher", "", ())
+    with pytest.raises(ValueError, match="kind"):
+        models.ModelSpec("x", "student", "", (), kind="probe")

@@ -31,6 +31,8 @@ class ModelSpec:
     ``bundle``: what its bundle carries besides the pickled predictor (``none``, ``tflite``
     model files, ``members``' bundles). ``bench``: in ``make bench``'s default list.
     ``precision``: the students' exported network it runs (``int8`` or ``fp32``).
+    ``kind``: what a teacher model outputs (``zeroshot``: the teacher's own logits where it names the
+    species, its probe elsewhere; ``probe``: the probe everywhere); empty for the other families.
     ``file_max``: a blend of each species' maximum over the file that the model's own predictor
     applies (part of a frozen recipe, so it travels in the bundle; ``submit.file_max`` still
     applies on top).
@@ -45,10 +47,14 @@ class ModelSpec:
     options: tuple[tuple[str, Any], ...] = ()  # config overrides that define this model
     file_max: float = 0.0
     precision: str = "int8"
+    kind: str = ""
 
     def __post_init__(self) -> None:
         if self.precision not in ("int8", "fp32"):
             raise ValueError(f"model {self.name}: precision {self.precision!r}, use 'int8' or 'fp32'")
+        if (self.family == "teacher") != (self.kind in ("zeroshot", "probe")):
+            raise ValueError(f"model {self.name}: kind {self.kind!r}; a teacher model is 'zeroshot' or 'probe', "
+                             "the others have none")
 
     def configure(self, cfg: Config) -> Config:
         """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front)."""
@@ -71,13 +77,17 @@ MODELS: dict[str, ModelSpec] = dict([
     _spec("stsg-lgbm", "tokens", "pooled Word2Vec token vectors, LightGBM", TOKEN_CHAIN + ("train",)),
     _spec("tokens-nb", "tokens", "frame-level naive-Bayes tables of four codebooks' tokens", ("nb",), bench=True),
     _spec("birdnet-zeroshot", "teacher", "BirdNET V2.4's own logits; its probe for species it cannot name",
-          TEACHER_CHAIN + ("train",), bundle="tflite", bench=True, options=(("teacher", (("model", "birdnet"),)),)),
+          TEACHER_CHAIN + ("train",), kind="zeroshot", bundle="tflite", bench=True,
+          options=(("teacher", (("model", "birdnet"),)),)),
     _spec("birdnet-probe", "teacher", "logistic regression on BirdNET's 1,024-d embedding",
-          TEACHER_CHAIN + ("train",), bundle="tflite", bench=True, options=(("teacher", (("model", "birdnet"),)),)),
+          TEACHER_CHAIN + ("train",), kind="probe", bundle="tflite", bench=True,
+          options=(("teacher", (("model", "birdnet"),)),)),
     _spec("perch-zeroshot", "teacher", "Perch v2's own logits (PERCH_DIR); its probe for the rest",
-          TEACHER_CHAIN + ("train",), bundle="tflite", options=(("teacher", (("model", "perch"),)),)),
+          TEACHER_CHAIN + ("train",), kind="zeroshot", bundle="tflite",
+          options=(("teacher", (("model", "perch"),)),)),
     _spec("perch-probe", "teacher", "logistic regression on Perch v2's embedding",
-          TEACHER_CHAIN + ("train",), bundle="tflite", options=(("teacher", (("model", "perch"),)),)),
+          TEACHER_CHAIN + ("train",), kind="probe", bundle="tflite",
+          options=(("teacher", (("model", "perch"),)),)),
     _spec("student", "student", "distilled log-Mel CNNs (distill.members), int8 TFLite, +/- shifted windows",
           STUDENT_CHAIN, bundle="tflite", bench=True),
     _spec("student-fp32", "student", "the same students as float32 TFLite",

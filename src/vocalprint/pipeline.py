@@ -112,7 +112,7 @@ def teacher_predictor(cfg: Config, ds: Dataset, root: Path, spec):
 
     tr = train_teacher(cfg, ds, root, spec)
     mdir = teach.prepare(cfg, root)
-    return TeacherPredictor(name=spec.name, cfg=cfg, species=list(ds.species), kind=spec.name.split("-")[1],
+    return TeacherPredictor(name=spec.name, cfg=cfg, species=list(ds.species), kind=spec.kind,
                             model_path=A.verified(mdir / "model.tflite"), labels_path=mdir / "labels.txt",
                             columns=teach.species_columns(mdir, ds, cfg), head=A.load_joblib(tr / "head.joblib"))
 
