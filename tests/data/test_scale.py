@@ -210,3 +210,45 @@ def test_cli_rejects_bad_scale(tmp_path: Path) -> None:
 
     assert main(["demo-data", "--out", str(tmp_path / "x"), "--scale", "0"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_a_stopped_run_resumes_where_it_stopped(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    """A run that stops keeps <DIR>.partial with its finished files; the same call writes only the
+    rest and gives the same set as an uninterrupted run. Other settings start over."""
+    from vocalprint.data import scale as S
+
+    real, calls = S._task, []
+
+    def stops_at_the_fifth_file(*t):
+        calls.append(t[0])
+        if len(calls) == 5:
+            raise RuntimeError("stopped")
+        return real(*t)
+
+    monkeypatch.setattr(S, "_task", stops_at_the_fifth_file)
+    out = tmp_path / "set"
+    with pytest.raises(RuntimeError, match="stopped"):
+        make_scaled(out, n_jobs=1, **TINY)
+    part = tmp_path / "set.partial"
+    assert not out.exists() and len(list((part / ".results").glob("0*.json"))) == 4
+    assert not list(part.rglob("*.tmp"))
+    (part / "stale.ogg.tmp").write_bytes(b"half a file")  # as if killed while writing
+    calls.clear()
+    monkeypatch.setattr(S, "_task", lambda *t: calls.append(t[0]) or real(*t))
+    make_scaled(out, n_jobs=1, **TINY)
+    total = sum(1 for _ in out.rglob("*.ogg"))
+    assert len(calls) == total - 4 and not part.exists()  # only the unfinished files were written
+    assert not (out / ".results").exists() and not list(out.rglob("*.tmp"))
+    for name in CSVS:
+        assert (tiny / name).read_bytes() == (out / name).read_bytes(), name
+    for rel in ("train_audio/synmammal009/synmammal009_0000.ogg", "test_soundscapes/scale_test_0001.ogg"):
+        np.testing.assert_array_equal(sf.read(tiny / rel)[0], sf.read(out / rel)[0])
+    # a partial run of other settings is not resumed: it starts over
+    calls.clear()
+    monkeypatch.setattr(S, "_task", stops_at_the_fifth_file)
+    with pytest.raises(RuntimeError):
+        make_scaled(tmp_path / "other", n_jobs=1, **TINY)
+    calls.clear()
+    monkeypatch.setattr(S, "_task", lambda *t: calls.append(t[0]) or real(*t))
+    make_scaled(tmp_path / "other", n_jobs=1, **dict(TINY, seed=1))
+    assert len(calls) == sum(1 for _ in (tmp_path / "other").rglob("*.ogg"))

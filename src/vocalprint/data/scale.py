@@ -18,11 +18,16 @@ set times ``F`` (``F = 1`` is full size):
 :func:`plan` decides every count and duration without writing anything (a pure function of
 ``scale`` and ``seed``); :func:`make_scaled` writes the files, one task per file on a bounded pool
 of processes, into ``<DIR>.partial``, renamed to ``DIR`` when complete.  Same seed -> identical
-CSVs and decoded audio, whatever the number of processes.
+CSVs and decoded audio, whatever the number of processes.  A run that stops (killed, interrupted,
+a failed file) leaves ``<DIR>.partial``; the same command again resumes it, writing only the files
+not yet finished (each file's table row is kept beside it in ``.results/``), provided the scale,
+seed and generator code are unchanged; otherwise it starts over.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -56,6 +61,7 @@ MEDIAN_CLIP_S, CLIP_SIGMA, MIN_CLIP_S, MAX_CLIP_S = 30.0, 0.8, 2.0, 600.0
 SECONDARY_P = 0.2
 _BLOCK, _XFADE = 1 << 20, 2048  # field noise: FFT block (~33 s at 32 kHz) and crossfade, in samples
 _WRITE_FRAMES = 1 << 16  # OGG written in pieces: libvorbis overflows its stack on one long write
+_RESULTS = ".results"  # in <DIR>.partial: the run's settings and each finished file's result
 
 
 # --------------------------------------------------------------------------- plan
@@ -181,10 +187,13 @@ def field_noise(rng: np.random.Generator, n: int, sr: int, rms: float) -> np.nda
 
 def _write_ogg(path: Path, y: np.ndarray, sr: int) -> None:
     """Mono OGG Vorbis, written piece by piece (one call with minutes of audio segfaults in
-    libvorbis: libsndfile issue #1095, python-soundfile #426)."""
-    with sf.SoundFile(path, "w", samplerate=sr, channels=1, format="OGG", subtype="VORBIS") as f:
+    libvorbis: libsndfile issue #1095, python-soundfile #426), under a temporary name that is then
+    renamed: a stopped run leaves no half-written file under a real name."""
+    tmp = path.with_name(path.name + ".tmp")
+    with sf.SoundFile(tmp, "w", samplerate=sr, channels=1, format="OGG", subtype="VORBIS") as f:
         for a in range(0, len(y), _WRITE_FRAMES):
             f.write(y[a:a + _WRITE_FRAMES].astype(np.float32))
+    os.replace(tmp, path)
 
 
 def _clip(path: Path, seed: int, c: int, j: int, dur: float, sr: int) -> dict:
@@ -256,16 +265,39 @@ def _soundscape(path: Path, rng: np.random.Generator, sr: int, species: list[int
     return events
 
 
-def _task(path: str, kind: str, seed: int, i: int, j: int, dur: float, species: tuple[int, ...], sr: int):
-    """One file (the pool's unit of work): a focal clip, a train or a test soundscape."""
+def _task(path: str, kind: str, seed: int, i: int, j: int, dur: float, species: tuple[int, ...], sr: int,
+          result: str):
+    """One file (the pool's unit of work): a focal clip, a train or a test soundscape.  After the
+    audio, its result (train.csv row, placed calls) is saved to ``result``: a file with a result is
+    finished, which is what a resumed run skips."""
     if kind == "clip":
-        return _clip(Path(path), seed, i, j, dur, sr)
-    if kind == "train":
+        r = _clip(Path(path), seed, i, j, dur, sr)
+    elif kind == "train":
         rng = np.random.default_rng([seed, 32, i])
         picks = rng.choice(len(family_catalog()), size=int(rng.integers(2, 9)), replace=False)
         _soundscape(Path(path), rng, sr, [int(p) for p in picks], (1, 2), (-10.0, 5.0))
-        return None
-    return _soundscape(Path(path), np.random.default_rng([seed, 33, i]), sr, list(species), (1, 3), (-5.0, 15.0))
+        r = None
+    else:
+        r = _soundscape(Path(path), np.random.default_rng([seed, 33, i]), sr, list(species), (1, 3), (-5.0, 15.0))
+    saved = [dataclasses.asdict(e) for e in r] if kind == "test" else r
+    Path(result + ".tmp").write_text(json.dumps(saved))
+    os.replace(result + ".tmp", result)
+    return r
+
+
+def _load_result(kind: str, result: Path):
+    r = json.loads(result.read_text())
+    return [CallEvent(**e) for e in r] if kind == "test" else r
+
+
+def _run_state(scale: float, seed: int, sr: int, max_clip_s: float, n_files: int) -> dict:
+    """What a partial run must share with this one to be resumed: the arguments and the generator's
+    code (this module and the ones that synthesise the calls and write the layout)."""
+    from vocalprint.data import demo, families, synth
+
+    code = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (demo, families, synth))
+                          + Path(__file__).read_bytes()).hexdigest()[:16]
+    return {"scale": scale, "seed": seed, "sr": sr, "max_clip_s": max_clip_s, "n_files": n_files, "code": code}
 
 
 # --------------------------------------------------------------------------- writer
@@ -279,12 +311,13 @@ def make_scaled(out_dir: str | Path, *, scale: float, seed: int = 0, sr: int = 3
                 max_clip_s: float = MAX_CLIP_S, progress: bool = True) -> Path:
     """Write the synthetic competition at ``scale`` (see the module docstring) into ``out_dir``.
 
-    Files go to ``<out_dir>.partial`` (removed on failure) and are moved into place when
-    complete; an existing ``out_dir`` is replaced only if it looks like a data set (taxonomy.csv
-    and train.csv), as with :func:`~vocalprint.data.demo.make_demo`.  ``n_jobs`` processes
-    (default: the cores, at most 8) write one file per task, so memory stays bounded by the
-    longest clip (``max_clip_s``, ~80 MB of float32 audio at 10 min).  Logs the generation speed
-    (audio minutes per second) and the size on disk.
+    Files go to ``<out_dir>.partial`` and are moved into place when complete; an existing
+    ``out_dir`` is replaced only if it looks like a data set (taxonomy.csv and train.csv), as with
+    :func:`~vocalprint.data.demo.make_demo`.  A run that stops keeps ``<out_dir>.partial``, and the
+    same call resumes it (see the module docstring).  ``n_jobs`` processes (default: the cores, at
+    most 8) write one file per task, so memory stays bounded by the longest clip (``max_clip_s``,
+    ~80 MB of float32 audio at 10 min).  Logs the generation speed (audio minutes per second) and
+    the size on disk.
     """
     t_start = time.perf_counter()
     p = plan(scale, seed, max_clip_s=max_clip_s)
@@ -293,38 +326,55 @@ def make_scaled(out_dir: str | Path, *, scale: float, seed: int = 0, sr: int = 3
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     part = out_dir.with_name(out_dir.name + ".partial")
-    if part.exists():
-        shutil.rmtree(part)
+    res_dir = part / _RESULTS
     n_jobs = n_jobs or _default_jobs()
     test_stems = [f"scale_test_{i:04d}" for i in range(p.n_test_soundscapes)]
-    tasks = [(str(part / "train_audio" / lab / f"{lab}_{j:04d}.ogg"), "clip", seed, c, j, float(d), (), sr)
+    tasks = [(part / "train_audio" / lab / f"{lab}_{j:04d}.ogg", "clip", seed, c, j, float(d), (), sr)
              for c, lab in enumerate(p.labels) for j, d in enumerate(p.durations[c])]
-    tasks += [(str(part / "train_soundscapes" / f"scale_train_{i:05d}.ogg"), "train", seed, i, 0, 60.0, (), sr)
+    tasks += [(part / "train_soundscapes" / f"scale_train_{i:05d}.ogg", "train", seed, i, 0, 60.0, (), sr)
               for i in range(p.n_train_soundscapes)]
-    tasks += [(str(part / "test_soundscapes" / f"{stem}.ogg"), "test", seed, i, 0, 60.0, p.test_species[i], sr)
+    tasks += [(part / "test_soundscapes" / f"{stem}.ogg", "test", seed, i, 0, 60.0, p.test_species[i], sr)
               for i, stem in enumerate(test_stems)]
-    order = sorted(range(len(tasks)), key=lambda k: -tasks[k][5])  # longest first: better balance
-    log.info("demo-data --scale %g: %d clips (%.1f h), %d train + %d test soundscapes, %.1f h of audio "
-             "in total, on %d processes -> %s", scale, p.n_clips, p.clip_seconds / 3600,
-             p.n_train_soundscapes, p.n_test_soundscapes, p.audio_hours, n_jobs, out_dir)
-    try:
-        for sub in ("train_soundscapes", "test_soundscapes", *(f"train_audio/{lab}" for lab in p.labels)):
+    tasks = [(str(t[0]), *t[1:], str(res_dir / f"{k:07d}.json")) for k, t in enumerate(tasks)]
+    state = _run_state(scale, seed, sr, max_clip_s, len(tasks))
+    results: list = [None] * len(tasks)
+    todo = list(range(len(tasks)))
+    if (res_dir / "run.json").is_file() and json.loads((res_dir / "run.json").read_text()) == state:
+        todo = [k for k, t in enumerate(tasks) if not (Path(t[-1]).is_file() and Path(t[0]).is_file())]
+        for k in sorted(set(range(len(tasks))) - set(todo)):
+            results[k] = _load_result(tasks[k][1], Path(tasks[k][-1]))
+        for tmp in part.rglob("*.tmp"):  # pieces of the files being written when the run stopped
+            tmp.unlink()
+        log.info("demo-data --scale %g: resuming %s: %d of %d files already written", scale, part,
+                 len(tasks) - len(todo), len(tasks))
+    else:
+        if part.exists():
+            log.info("demo-data --scale %g: %s is from other settings or generator code: starting over", scale, part)
+            shutil.rmtree(part)
+        for sub in (_RESULTS, "train_soundscapes", "test_soundscapes", *(f"train_audio/{lab}" for lab in p.labels)):
             (part / sub).mkdir(parents=True)
+        (res_dir / "run.json").write_text(json.dumps(state))
+    order = sorted(todo, key=lambda k: -tasks[k][5])  # longest first: better balance
+    todo_h = sum(tasks[k][5] for k in todo) / 3600
+    log.info("demo-data --scale %g: %d clips (%.1f h), %d train + %d test soundscapes, %.1f h of audio "
+             "in total (%.1f h to write), on %d processes -> %s", scale, p.n_clips, p.clip_seconds / 3600,
+             p.n_train_soundscapes, p.n_test_soundscapes, p.audio_hours, todo_h, n_jobs, out_dir)
+    try:
         done = map_files(_task, [tasks[k] for k in order], n_jobs=n_jobs, desc=f"demo-data F={scale:g}",
                          progress=progress)
-        results: list = [None] * len(tasks)
-        for k, r in zip(order, done):
-            results[k] = r
-        _write_tables(part, p, results[:p.n_clips], results[len(tasks) - p.n_test_soundscapes:], test_stems, specs)
     except BaseException:
-        shutil.rmtree(part, ignore_errors=True)
+        log.error("demo-data --scale %g: stopped; %s is kept: run the same command to resume", scale, part)
         raise
+    for k, r in zip(order, done):
+        results[k] = r
+    _write_tables(part, p, results[:p.n_clips], results[len(tasks) - p.n_test_soundscapes:], test_stems, specs)
+    shutil.rmtree(res_dir)
     move_into_place(part, out_dir)
     el = time.perf_counter() - t_start
     size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
-    log.info("demo-data --scale %g: %.1f h of audio (%d files) in %.0f s = %.1f audio min/s on %d processes; "
-             "%.2f GB (%.1f kB per audio second) in %s", scale, p.audio_hours, len(tasks), el,
-             p.audio_hours * 60 / el, n_jobs, size / 1e9, size / 1e3 / (p.audio_hours * 3600), out_dir)
+    log.info("demo-data --scale %g: %.1f h of audio written (%d files) in %.0f s = %.1f audio min/s on %d "
+             "processes; %.2f GB in all (%.1f kB per audio second) in %s", scale, todo_h, len(todo), el,
+             todo_h * 60 / el, n_jobs, size / 1e9, size / 1e3 / (p.audio_hours * 3600), out_dir)
     return out_dir
 
 
