@@ -94,6 +94,32 @@ def test_partial_stage_is_never_read(tmp_path):
         A.manifest(final)
 
 
+def test_a_stage_another_process_is_building_is_refused(tmp_path):
+    """Two processes building one stage would write into one folder: the second stops with an
+    error naming the stage; the builder's own later calls and, after it finished, everyone's pass."""
+    pytest.importorskip("fcntl")
+    final = tmp_path / "student" / "abc"
+    final.parent.mkdir()
+    hold = ("import fcntl, os, sys, time\n"
+            f"fd = os.open({str(final) + '.lock'!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(A.ArtifactError, match="another process is building this stage"):
+            A.partial_dir(final)
+        assert not final.with_name("abc.partial").exists()
+    finally:
+        other.kill()
+        other.wait()
+    work = A.partial_dir(final)  # the lock died with its process
+    assert A.partial_dir(final) == work  # this process may come back to its own stage
+    (work / "x.npy").write_bytes(b"done")
+    A.finish(work, final, {"stage": "student"})
+    assert A.is_complete(final) and not final.with_name("abc.lock").exists()
+    assert A.partial_dir(tmp_path / "student" / "def").is_dir()
+
+
 def test_evaluate_scores_against_solution(trained, small_cfg, tmp_path, demo_dir):
     root, ds, pred = trained
     out = tmp_path / "submission.csv"

@@ -2,7 +2,9 @@
 
 A stage writes into ``<root>/<stage>/<key>.partial/`` (kept across a killed run so per-file work
 resumes), then :func:`finish` records every file's sha256 in ``manifest.json`` and renames the
-folder to ``<root>/<stage>/<key>/``. A folder without a complete manifest is never read.
+folder to ``<root>/<stage>/<key>/``. A folder without a complete manifest is never read. While a
+process builds a stage it holds an exclusive lock on ``<key>.lock``, so a second process that
+would build the same stage into the same folder stops with an error instead.
 """
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locking
+    fcntl = None
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -93,11 +100,37 @@ def manifest(path: Path) -> dict:
     return json.loads((Path(path) / MANIFEST).read_text())
 
 
+_HELD: dict[Path, int] = {}  # lock file -> its descriptor, for the stages this process is building
+
+
 def partial_dir(final: Path) -> Path:
-    """The work folder of a stage under construction (created; kept if the run is killed)."""
+    """The work folder of a stage under construction (created; kept if the run is killed), after
+    taking the stage's lock (released by :func:`finish`, or by the operating system when the
+    process ends). Another process holding it -> :class:`ArtifactError`."""
+    final = Path(final)
+    lock = final.with_name(final.name + ".lock")
+    if fcntl is not None and lock not in _HELD:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ArtifactError(f"{final}: another process is building this stage (it holds {lock.name}); run "
+                                "again when it has finished, and its result will be reused") from None
+        _HELD[lock] = fd
     p = final.with_name(final.name + ".partial")
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def _release(final: Path) -> None:
+    lock = final.with_name(final.name + ".lock")
+    fd = _HELD.pop(lock, None)
+    if fd is not None:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        os.close(fd)
 
 
 def _versions() -> dict:
@@ -124,6 +157,7 @@ def finish(work: Path, final: Path, info: dict) -> Path:
     if final.exists():  # an incomplete leftover (complete ones are never rebuilt)
         shutil.rmtree(final)
     os.replace(work, final)
+    _release(final)
     return final
 
 
