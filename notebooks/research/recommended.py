@@ -69,8 +69,9 @@ def main() -> None:
         for w, name in ((0.25, "0.5 BirdNET + 0.25 tokens-nb + 0.25 student"), (1.0, "the student alone")):
             b3 = bz.copy()
             b3[unn] = (0.5 * bz[unn] + 0.25 * nb[unn] + 0.25 * st[unn]) if w < 1 else st[unn]
-            s = _scores(truth, with_file_max(b3, 0.2), classes)
-            print(f"  unnamed species: {name}, file max 0.2: " + "  ".join(f"{v:.3f}" for v in s.values()))
+            for a in ((0.1, 0.15, 0.2, 0.25, 0.3) if w < 1 else (0.2,)):  # the recipe's plateau
+                s = _scores(truth, with_file_max(b3, a), classes)
+                print(f"  unnamed species: {name}, file max {a}: " + "  ".join(f"{v:.3f}" for v in s.values()))
     rec = load("recommended") if (args.artifacts / "metrics" / "recommended.csv").is_file() else with_file_max(blend, 0.2)
     print(f"recommended - birdnet-zeroshot (95 % interval, {args.draws} paired draws of whole files):")
     for name, cols in {"overall": sp, **classes}.items():
