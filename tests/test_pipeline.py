@@ -99,16 +99,16 @@ def test_a_stage_another_process_is_building_is_refused(tmp_path):
     error naming the stage; the builder's own later calls and, after it finished, everyone's pass."""
     pytest.importorskip("fcntl")
     final = tmp_path / "student" / "abc"
-    final.parent.mkdir()
+    final.with_name("abc.partial").mkdir(parents=True)
     hold = ("import fcntl, os, sys, time\n"
-            f"fd = os.open({str(final) + '.lock'!r}, os.O_RDWR | os.O_CREAT)\n"
+            f"fd = os.open({str(final) + '.partial/.lock'!r}, os.O_RDWR | os.O_CREAT)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")
     other = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "held"
         with pytest.raises(A.ArtifactError, match="another process is building this stage"):
             A.partial_dir(final)
-        assert not final.with_name("abc.partial").exists()
+        assert sorted(p.name for p in final.with_name("abc.partial").iterdir()) == [".lock"]
     finally:
         other.kill()
         other.wait()
@@ -116,7 +116,8 @@ def test_a_stage_another_process_is_building_is_refused(tmp_path):
     assert A.partial_dir(final) == work  # this process may come back to its own stage
     (work / "x.npy").write_bytes(b"done")
     A.finish(work, final, {"stage": "student"})
-    assert A.is_complete(final) and not final.with_name("abc.lock").exists()
+    assert A.is_complete(final) and sorted(p.name for p in final.iterdir()) == ["manifest.json", "x.npy"]
+    assert list(A.manifest(final)["files"]) == ["x.npy"]
     assert A.partial_dir(tmp_path / "student" / "def").is_dir()
 
 

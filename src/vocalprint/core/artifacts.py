@@ -3,8 +3,8 @@
 A stage writes into ``<root>/<stage>/<key>.partial/`` (kept across a killed run so per-file work
 resumes), then :func:`finish` records every file's sha256 in ``manifest.json`` and renames the
 folder to ``<root>/<stage>/<key>/``. A folder without a complete manifest is never read. While a
-process builds a stage it holds an exclusive lock on ``<key>.lock``, so a second process that
-would build the same stage into the same folder stops with an error instead.
+process builds a stage it holds an exclusive lock on ``<key>.partial/.lock``, so a second process
+that would build the same stage into the same folder stops with an error instead.
 """
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def manifest(path: Path) -> dict:
 
 
 _HELD: dict[Path, int] = {}  # lock file -> its descriptor, for the stages this process is building
+LOCK = ".lock"
 
 
 def partial_dir(final: Path) -> Path:
@@ -108,28 +109,27 @@ def partial_dir(final: Path) -> Path:
     taking the stage's lock (released by :func:`finish`, or by the operating system when the
     process ends). Another process holding it -> :class:`ArtifactError`."""
     final = Path(final)
-    lock = final.with_name(final.name + ".lock")
+    p = final.with_name(final.name + ".partial")
+    p.mkdir(parents=True, exist_ok=True)
+    lock = p / LOCK
     if fcntl is not None and lock not in _HELD:
-        final.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ArtifactError(f"{final}: another process is building this stage (it holds {lock.name}); run "
+            raise ArtifactError(f"{final}: another process is building this stage (it holds {lock}); run "
                                 "again when it has finished, and its result will be reused") from None
         _HELD[lock] = fd
-    p = final.with_name(final.name + ".partial")
-    p.mkdir(parents=True, exist_ok=True)
     return p
 
 
-def _release(final: Path) -> None:
-    lock = final.with_name(final.name + ".lock")
-    fd = _HELD.pop(lock, None)
+def _release(work: Path, final: Path) -> None:
+    """Drop the lock taken on ``work`` (now moved to ``final``)."""
+    fd = _HELD.pop(work / LOCK, None)
+    with contextlib.suppress(FileNotFoundError):
+        (final / LOCK).unlink()
     if fd is not None:
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
         os.close(fd)
 
 
@@ -149,7 +149,7 @@ def finish(work: Path, final: Path, info: dict) -> Path:
     for p in sorted(work.rglob("*")):
         if p.is_file() and p.name.endswith(".tmp"):  # half-written by a killed run: not part of it
             p.unlink()
-        elif p.is_file() and p.name != MANIFEST:
+        elif p.is_file() and p.name != MANIFEST and p != work / LOCK:
             files[str(p.relative_to(work))] = sha256(p)
     body = dict(info, complete=True, manifest_version=MANIFEST_VERSION, files=files,
                 versions=_versions(), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -157,7 +157,7 @@ def finish(work: Path, final: Path, info: dict) -> Path:
     if final.exists():  # an incomplete leftover (complete ones are never rebuilt)
         shutil.rmtree(final)
     os.replace(work, final)
-    _release(final)
+    _release(work, final)
     return final
 
 
