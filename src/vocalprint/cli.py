@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="demo-data seed")
     ap.add_argument("--scale", type=float, default=None, metavar="F", help="demo-data: a synthetic competition at "
                     "F x BirdCLEF+ 2025 size (206 classes, ~28,564*F clips; F=1 is full size) instead of the small demo")
+    ap.add_argument("--train-soundscapes", type=int, default=None, metavar="N", help="demo-data --scale: write "
+                    "only the first N unlabelled train soundscapes (the full set's files; default all)")
     ap.add_argument("--bundle", default=None, help="submit: a model bundle folder (no training data needed)")
     ap.add_argument("--models", default=None, help="bench: comma-separated models (default: the registry's "
                     "bench list); name@section.field=value@... benches a model under other settings")
@@ -75,7 +77,11 @@ def _run(args) -> int:
                 log.error("demo-data: --scale must be in (0, 10], got %g", args.scale)
                 return 2
 
-            make_scaled(Path(args.out or f"data/scaled-{args.scale:g}"), scale=args.scale, seed=args.seed)
+            if args.train_soundscapes is not None and args.train_soundscapes < 0:
+                log.error("demo-data: --train-soundscapes must be >= 0, got %d", args.train_soundscapes)
+                return 2
+            make_scaled(Path(args.out or f"data/scaled-{args.scale:g}"), scale=args.scale, seed=args.seed,
+                        train_soundscapes=args.train_soundscapes)
             return 0
         from vocalprint.data.demo import make_demo
 

@@ -198,6 +198,23 @@ def test_same_seed_same_csvs(tiny: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(sf.read(tiny / rel)[0], sf.read(again / rel)[0])
 
 
+def test_fewer_train_soundscapes_leave_every_other_file_as_it_was(tiny: Path, tmp_path: Path) -> None:
+    from vocalprint.cli import main
+
+    capped = make_scaled(tmp_path / "capped", n_jobs=1, train_soundscapes=1, **TINY)
+    assert sorted(f.name for f in (capped / "train_soundscapes").iterdir()) == ["scale_train_00000.ogg"]
+    assert len(list((tiny / "train_soundscapes").iterdir())) >= 2
+    for name in CSVS:
+        assert (tiny / name).read_bytes() == (capped / name).read_bytes(), name
+    for rel in ("train_audio/synmammal009/synmammal009_0000.ogg", "test_soundscapes/scale_test_0001.ogg"):
+        np.testing.assert_array_equal(sf.read(tiny / rel)[0], sf.read(capped / rel)[0])
+    # the same signal; Vorbis may round a few frames apart when the float input differs in the last bit
+    a, b = (sf.read(d / "train_soundscapes/scale_train_00000.ogg")[0] for d in (tiny, capped))
+    assert a.shape == b.shape and np.mean(np.abs(a - b) > 1e-4) < 0.02 and np.abs(a - b).max() < 0.05
+    assert main(["demo-data", "--out", str(tmp_path / "x"), "--scale", "0.0002", "--train-soundscapes", "-1"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
 def test_refuses_to_replace_other_folders(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError):

@@ -10,7 +10,9 @@ set times ``F`` (``F = 1`` is full size):
   have hundreds, the largest about 1,000); durations log-normal, median 30 s, some minutes long
   (capped at 10 min).  A clip holds bouts of its species' calls over field noise; about one in
   five has one or two other species too (``secondary_labels``).
-* ``train_soundscapes/``: ``9,726 * F`` (at least 2) unlabelled 60-s files with 2-8 species.
+* ``train_soundscapes/``: ``9,726 * F`` (at least 2) unlabelled 60-s files with 2-8 species
+  (``train_soundscapes=N`` writes only the first ``N`` of them, the same files as the full set's:
+  a third of the audio at every ``F``, and a model that reads few of them costs the same).
 * ``test_soundscapes/``: ``700 * F`` (at least 2) labelled 60-s files with 0-6 species;
   ``solution.csv`` / ``sample_submission.csv`` with 12 rows per file (``<stem>_<end second>``)
   and the columns in taxonomy order; ``soundscape_events.csv`` holds the placed calls.
@@ -308,7 +310,8 @@ def _default_jobs() -> int:
 
 
 def make_scaled(out_dir: str | Path, *, scale: float, seed: int = 0, sr: int = 32000, n_jobs: int | None = None,
-                max_clip_s: float = MAX_CLIP_S, progress: bool = True) -> Path:
+                max_clip_s: float = MAX_CLIP_S, progress: bool = True,
+                train_soundscapes: int | None = None) -> Path:
     """Write the synthetic competition at ``scale`` (see the module docstring) into ``out_dir``.
 
     Files go to ``<out_dir>.partial`` and are moved into place when complete; an existing
@@ -317,10 +320,15 @@ def make_scaled(out_dir: str | Path, *, scale: float, seed: int = 0, sr: int = 3
     same call resumes it (see the module docstring).  ``n_jobs`` processes (default: the cores, at
     most 8) write one file per task, so memory stays bounded by the longest clip (``max_clip_s``,
     ~80 MB of float32 audio at 10 min).  Logs the generation speed (audio minutes per second) and
-    the size on disk.
+    the size on disk.  ``train_soundscapes`` (``None``: all of the plan's) caps the unlabelled
+    train soundscapes written; the other files and every table are those of the full set.
     """
     t_start = time.perf_counter()
     p = plan(scale, seed, max_clip_s=max_clip_s)
+    if train_soundscapes is not None:
+        if train_soundscapes < 0:
+            raise ValueError(f"demo-data: train_soundscapes must be >= 0, got {train_soundscapes}")
+        p = dataclasses.replace(p, n_train_soundscapes=min(train_soundscapes, p.n_train_soundscapes))
     specs = family_catalog()
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
