@@ -165,6 +165,23 @@ def test_a_timed_out_run_keeps_the_stages_it_completed():
     assert "n/a" in table and "timed out in train after 25.0 min" in table
 
 
+def test_a_run_reports_its_progress_and_the_peak_of_the_files_it_deletes(tmp_path, caplog):
+    """The transient disk of a stage (written, then deleted before it ends) is caught by the
+    sampling, and a heartbeat line names the run while it goes."""
+    import logging
+    import sys
+
+    watch = tmp_path / "art"
+    watch.mkdir()
+    child = ("import pathlib, time; f = pathlib.Path(r'%s') / 'frames.bin'; f.write_bytes(bytes(3_000_000)); "
+             "time.sleep(2.0); f.unlink(); time.sleep(0.3)" % watch)
+    with caplog.at_level(logging.INFO, logger="vocalprint.scale"):
+        row = R.run_cmd([sys.executable, "-c", child], tmp_path / "train.log", watch=watch, heartbeat_s=0.2)
+    assert row["rc"] == 0 and row["peak_disk_mb"] >= 3.0 and R._du_mb(watch) == 0.0
+    assert any(str(tmp_path / "train") in r.getMessage() and "CPU s" in r.getMessage() for r in caplog.records)
+    assert "peak_disk_mb" not in R.run_cmd([sys.executable, "-c", "pass"], tmp_path / "x.log")
+
+
 class _FakeDataset:
     species = ("a", "b")
 

@@ -61,10 +61,13 @@ def _tree(pid: int) -> list:
 
 
 def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, every_s: float = 0.2,
-            env: dict | None = None) -> dict:
+            env: dict | None = None, watch: Path | None = None, heartbeat_s: float = 30.0) -> dict:
     """Run ``cmd`` (stderr to ``log_path``, stdout to ``log_path`` with ``.out``) and measure it:
     wall, CPU of the whole tree (the larger of getrusage's children delta, which counts every
-    reaped descendant, and psutil's per-process sum, which also sees any orphans), peak summed RSS."""
+    reaped descendant, and psutil's per-process sum, which also sees any orphans), peak summed RSS.
+    Every ``heartbeat_s`` it logs the run's wall, CPU and memory so far, and with ``watch`` (a
+    folder the command writes, e.g. its artifacts) the size of that folder: its peak is
+    ``peak_disk_mb``, the transient files a stage deletes at its end included."""
     import psutil
 
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -72,9 +75,10 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
     with open(log_path, "w") as err, open(log_path.with_suffix(".out"), "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         peak, cpu, stop, timed_out = 0, {}, threading.Event(), []
+        disk, last_beat = [0.0], t0
 
         def sample():
-            nonlocal peak
+            nonlocal peak, last_beat
             while not stop.is_set():
                 rss = 0
                 for p in _tree(proc.pid):
@@ -82,6 +86,13 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
                         rss, t = rss + p.memory_info().rss, p.cpu_times()
                         cpu[p.pid] = t.user + t.system
                 peak = max(peak, rss)
+                if time.perf_counter() - last_beat >= heartbeat_s:
+                    last_beat = time.perf_counter()
+                    now_mb = _du_mb(watch) if watch is not None else 0.0
+                    disk[0] = max(disk[0], now_mb)
+                    log.info("%s: %.0f s, %.0f CPU s, %.0f MB now (peak %.0f MB)%s", log_path.with_suffix(""),
+                             last_beat - t0, sum(cpu.values()), rss / 2**20, peak / 2**20,
+                             f", {now_mb:.0f} MB in {watch} (peak {disk[0]:.0f} MB)" if watch is not None else "")
                 if timeout_s and time.perf_counter() - t0 > timeout_s and not timed_out:
                     timed_out.append(True)
                     for p in reversed(_tree(proc.pid)):  # the processes this run started, by id
@@ -100,7 +111,8 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
     return {"wall_s": round(wall, 2), "cpu_s": round(max(cpu_ru, sum(cpu.values())), 2),
             "cpu_s_rusage": round(cpu_ru, 2), "cpu_s_sampled": round(sum(cpu.values()), 2),
             "peak_rss_mb": round(peak / 2**20, 1), "rc": "timeout" if timed_out else rc,
-            "load_1min": round(os.getloadavg()[0], 2)}
+            "load_1min": round(os.getloadavg()[0], 2),
+            **({"peak_disk_mb": round(max(disk[0], _du_mb(watch)), 1)} if watch is not None else {})}
 
 
 def _du_mb(path: Path) -> float:
@@ -162,14 +174,15 @@ def measure(data: Path, model: str, run_dir: Path, *, scale: float, timeout_s: f
     base = [sys.executable, "-m", "vocalprint"]
     perch = (f"teacher.perch_dir={os.environ['PERCH_DIR']}",) if model.startswith("perch") and os.environ.get("PERCH_DIR") else ()
     common = ["--data", str(data), "--model", model, "--artifacts", str(art)]
-    for s in ("run.progress=false", *sets, *perch):
+    for s in (*sets, *perch):
         common += ["--set", s]
     cmds = [] if not M.get(model).stages else [("train", base + ["train"] + common)]
     cmds.append((SUBMIT, base + ["submit"] + common + ["--out", str(run_dir / "submission.csv"), "--budget-min", "600"]))
     rows = []
     for name, cmd in cmds:
         log.info("scale F=%g %s: %s", scale, model, name)
-        row = dict(run_cmd(cmd, run_dir / f"{name}.log", timeout_s=timeout_s, env=_env()), command=name, scale=scale)
+        row = dict(run_cmd(cmd, run_dir / f"{name}.log", timeout_s=timeout_s, env=_env(), watch=art),
+                   command=name, scale=scale)
         with contextlib.suppress(OSError, json.JSONDecodeError):
             if name == SUBMIT and row["rc"] == 0:  # submit's own summary (rows, projection_700_min)
                 row["report"] = json.loads((run_dir / f"{name}.out").read_text())
