@@ -21,10 +21,11 @@ set times ``F`` (``F = 1`` is full size):
 ``scale`` and ``seed``); :func:`make_scaled` writes the files, one task per file on a bounded pool
 of processes, into ``<DIR>.partial``, renamed to ``DIR`` when complete.  Same seed -> identical
 CSVs and the same decoded audio, whatever the number of processes (up to the codec's rounding: a
-last-bit difference in the float signal can make Vorbis round a few frames apart).  A run that stops (killed, interrupted,
-a failed file) leaves ``<DIR>.partial``; the same command again resumes it, writing only the files
-not yet finished (each file's table row is kept beside it in ``.results/``), provided the scale,
-seed and generator code are unchanged; otherwise it starts over.
+last-bit difference in the float signal can make Vorbis round a few frames apart).  A run that
+stops (killed, interrupted, a failed file) leaves ``<DIR>.partial``; the same command again
+resumes it, writing only the files not yet finished (each file's table row is kept beside it
+in ``.results/``), provided the scale, seed and generator code are unchanged; otherwise it
+starts over.
 """
 from __future__ import annotations
 

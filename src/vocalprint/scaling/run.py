@@ -116,7 +116,14 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
 
 
 def _du_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6 if Path(path).exists() else 0.0
+    """Megabytes of the files under ``path``; files and folders removed while it walks are skipped
+    (it runs beside the command that writes and deletes them)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, f), follow_symlinks=False).st_size
+    return total / 1e6
 
 
 def stage_costs(artifacts: Path) -> dict:
