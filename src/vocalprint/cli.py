@@ -77,11 +77,12 @@ def _run(args) -> int:
                 log.error("demo-data: --scale must be in (0, 10], got %g", args.scale)
                 return 2
 
-            if args.train_soundscapes is not None and args.train_soundscapes < 0:
-                log.error("demo-data: --train-soundscapes must be >= 0, got %d", args.train_soundscapes)
+            try:
+                make_scaled(Path(args.out or f"data/scaled-{args.scale:g}"), scale=args.scale, seed=args.seed,
+                            train_soundscapes=args.train_soundscapes)
+            except ValueError as e:  # a bad argument, found before anything is written
+                log.error("%s", e)
                 return 2
-            make_scaled(Path(args.out or f"data/scaled-{args.scale:g}"), scale=args.scale, seed=args.seed,
-                        train_soundscapes=args.train_soundscapes)
             return 0
         from vocalprint.data.demo import make_demo
 

@@ -75,10 +75,10 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
     with open(log_path, "w") as err, open(log_path.with_suffix(".out"), "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         peak, cpu, stop, timed_out = 0, {}, threading.Event(), []
-        disk, last_beat = [0.0], t0
+        peak_disk, last_beat = 0.0, t0
 
         def sample():
-            nonlocal peak, last_beat
+            nonlocal peak, peak_disk, last_beat
             while not stop.is_set():
                 rss = 0
                 for p in _tree(proc.pid):
@@ -89,10 +89,10 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
                 if time.perf_counter() - last_beat >= heartbeat_s:
                     last_beat = time.perf_counter()
                     now_mb = _du_mb(watch) if watch is not None else 0.0
-                    disk[0] = max(disk[0], now_mb)
+                    peak_disk = max(peak_disk, now_mb)
                     log.info("%s: %.0f s, %.0f CPU s, %.0f MB now (peak %.0f MB)%s", log_path.with_suffix(""),
                              last_beat - t0, sum(cpu.values()), rss / 2**20, peak / 2**20,
-                             f", {now_mb:.0f} MB in {watch} (peak {disk[0]:.0f} MB)" if watch is not None else "")
+                             f", {now_mb:.0f} MB in {watch} (peak {peak_disk:.0f} MB)" if watch is not None else "")
                 if timeout_s and time.perf_counter() - t0 > timeout_s and not timed_out:
                     timed_out.append(True)
                     for p in reversed(_tree(proc.pid)):  # the processes this run started, by id
@@ -112,7 +112,7 @@ def run_cmd(cmd: list[str], log_path: Path, *, timeout_s: float | None = None, e
             "cpu_s_rusage": round(cpu_ru, 2), "cpu_s_sampled": round(sum(cpu.values()), 2),
             "peak_rss_mb": round(peak / 2**20, 1), "rc": "timeout" if timed_out else rc,
             "load_1min": round(os.getloadavg()[0], 2),
-            **({"peak_disk_mb": round(max(disk[0], _du_mb(watch)), 1)} if watch is not None else {})}
+            **({"peak_disk_mb": round(max(peak_disk, _du_mb(watch)), 1)} if watch is not None else {})}
 
 
 def _du_mb(path: Path) -> float:
