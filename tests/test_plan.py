@@ -120,12 +120,18 @@ def test_plan_projects_the_training_peak_memory_from_the_scale_model(trained, tm
     assert plan.peak_rss_gib(tmp_path, ds, "tokens-nb") == round(4.0 * f ** 0.5, 2)
     assert plan.peak_rss_gib(tmp_path, ds, "stsg-linear") is None
     text = plan.table("tokens-nb", [plan.Step("nb", "k", False)], 1.25)
-    assert "peak memory of the training: 1.2 GiB (projected)" in text
+    assert "peak memory of the training: 1.2 GiB (projected)" in text and "peak disk of the training: unknown" in text
+    assert plan.peak_disk_gb(tmp_path, ds, "tokens-nb") is None  # a run before the folder was sampled
+    fit["command_fits"]["train"]["peak_disk_mb"] = {"projected_full": 40_000.0, "exponent": 1.0}
+    (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": {"tokens-nb": fit}}))
+    assert plan.peak_disk_gb(tmp_path, ds, "tokens-nb") == round(40.0 * f, 2)
+    assert "peak disk of the training: 37.8 GB (projected; transient files included)" in plan.table(
+        "tokens-nb", [plan.Step("nb", "k", False)], 1.25, 37.8)
 
 
 def test_an_averaging_model_is_planned_from_its_members(trained, small_cfg, tmp_path):
     """recommended's plan is its members' stages, each projected from that member's scale model, and
-    its peak memory the larger member's."""
+    its peak memory the larger member's, its peak disk the sum of theirs."""
     import json
 
     from vocalprint import models
@@ -151,4 +157,9 @@ def test_an_averaging_model_is_planned_from_its_members(trained, small_cfg, tmp_
                                                                                    "exponent": 0.0}}}}
     (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
     assert plan.peak_rss_gib(tmp_path, ds, "recommended", small_cfg) == 3.0
+    assert plan.peak_disk_gb(tmp_path, ds, "recommended", small_cfg) is None  # no member's folder sampled
+    for m, gb in zip(fits, (30.0, 4.0, 2.0)):
+        fits[m]["command_fits"]["train"]["peak_disk_mb"] = {"projected_full": gb * 1000, "exponent": 0.0}
+    (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
+    assert plan.peak_disk_gb(tmp_path, ds, "recommended", small_cfg) == 36.0  # one folder: the members add up
 

@@ -151,6 +151,25 @@ def test_the_recommended_recipe_is_projected_from_its_measured_members():
     assert "ensemble" not in res["derived"]  # its members are the user's choice
 
 
+def test_the_disk_goal_counts_the_files_a_stage_deletes_at_its_end():
+    """A training whose kept outputs are small but whose transient files peak past 60 GB at F = 1
+    misses the disk goal; rows measured before the runner sampled the folder keep the old rule."""
+    x2 = 400 / FULL
+    runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
+    assert S.summarise([0.002, 0.01], {"tokens-nb": runs})["models"]["tokens-nb"]["projected_full"]["peak_disk_gb"] is None
+    for r, peak in zip(runs, (1_000.0, 2_000.0)):  # 2 GB at x2, linear in x: 2 / x2 GB at F = 1
+        r["commands"][0]["peak_disk_mb"] = peak
+    res = S.summarise([0.002, 0.01], {m: runs for m in models.members_of(C.Config(), "recommended")})
+    full = res["models"]["tokens-nb"]["projected_full"]
+    assert full["disk_gb"] < 60 and full["peak_disk_gb"] == pytest.approx(2.0 / x2) and 2.0 / x2 > 60
+    assert full["goals_met"]["disk_gb"] is False
+    assert res["models"]["tokens-nb"]["command_fits"]["train"]["peak_disk_mb"]["exponent"] == pytest.approx(1.0)
+    rec = res["derived"]["recommended"]["projected_full"]
+    assert rec["peak_disk_gb"] == pytest.approx(3 * 2.0 / x2) and rec["goals_met"]["disk_gb"] is False
+    table = S.markdown(res)
+    assert "; 1.0 GB |" in table and "; 2.0 GB |" in table and "60 GB: NOT met" in table  # kept; peak per F
+
+
 def test_a_timed_out_run_keeps_the_stages_it_completed():
     late = _run(0.01, 400, 7, 4.0, 2.0, 4.0, ok=False)
     late["stages"]["nb"]["complete"] = False  # killed in nb: only its .partial folder

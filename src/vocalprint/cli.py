@@ -128,7 +128,8 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     if args.stage == "plan":
         from vocalprint import plan
 
-        print(plan.table(model, plan.plan(cfg, ds, root, model), plan.peak_rss_gib(root, ds, model, cfg)))
+        print(plan.table(model, plan.plan(cfg, ds, root, model), plan.peak_rss_gib(root, ds, model, cfg),
+                         plan.peak_disk_gb(root, ds, model, cfg)))
         return 0
     if args.stage == "mels":
         pipeline.mels(cfg, ds, root)

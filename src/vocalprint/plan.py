@@ -165,23 +165,39 @@ def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
     return steps
 
 
+def _peak(root: Path, ds: Dataset, model: str, cfg: Config | None, q: str) -> float | None:
+    """Projected peak ``q`` (``peak_rss_mb`` or ``peak_disk_mb``) of ``model``'s training at this
+    data's size, from the scale model's fit of the measured training runs; None before one exists.
+    An averaging model's members train one after the other in one folder: the largest memory, the
+    sum of the folders."""
+    from vocalprint import models
+
+    if models.get(model).bundle == "members":
+        peaks = [_peak(root, ds, m, None, q) for m in models.members_of(cfg or Config(), model)]
+        return None if not peaks or None in peaks else (max if q == "peak_rss_mb" else sum)(peaks)
+    fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {}).get(q, {})
+    if not (_num(fit.get("projected_full")) and _num(fit.get("exponent"))):
+        return None
+    return fit["projected_full"] * _fraction(ds) ** fit["exponent"]
+
+
 def peak_rss_gib(root: Path, ds: Dataset, model: str, cfg: Config | None = None) -> float | None:
     """Projected peak resident memory (process tree) of ``model``'s training at this data's size,
     from the scale model's fit of the measured training runs; None before one exists (an averaging
     model: the largest of its members', which train one after the other)."""
-    from vocalprint import models
-
-    if models.get(model).bundle == "members":
-        peaks = [peak_rss_gib(root, ds, m) for m in models.members_of(cfg or Config(), model)]
-        return None if not peaks or None in peaks else max(peaks)
-    fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {})
-    rss = fit.get("peak_rss_mb", {})
-    if not (_num(rss.get("projected_full")) and _num(rss.get("exponent"))):
-        return None
-    return round(rss["projected_full"] * _fraction(ds) ** rss["exponent"] / 1024, 2)
+    mb = _peak(root, ds, model, cfg, "peak_rss_mb")
+    return None if mb is None else round(mb / 1024, 2)
 
 
-def table(model: str, steps: list[Step], peak_gib: float | None = None) -> str:
+def peak_disk_gb(root: Path, ds: Dataset, model: str, cfg: Config | None = None) -> float | None:
+    """Projected peak size of the artifacts folder while ``model`` trains at this data's size,
+    transient files included (the Mel frames a stage deletes at its end); None before a
+    ``make scale`` run that sampled it."""
+    mb = _peak(root, ds, model, cfg, "peak_disk_mb")
+    return None if mb is None else round(mb / 1000, 2)
+
+
+def table(model: str, steps: list[Step], peak_gib: float | None = None, disk_gb: float | None = None) -> str:
     """The plan as text for the terminal."""
     if not steps:
         return f"{model}: no stage to build (nothing is trained)"
@@ -194,4 +210,6 @@ def table(model: str, steps: list[Step], peak_gib: float | None = None) -> str:
     if any(not s.cached for s in steps):
         lines.append("  peak memory of the training: " + (f"{peak_gib:.1f} GiB (projected)" if peak_gib is not None
                                                            else "unknown (no make scale run of this model)"))
+        lines.append("  peak disk of the training: " + (f"{disk_gb:.1f} GB (projected; transient files included)"
+                                                         if disk_gb is not None else "unknown (not sampled by make scale)"))
     return "\n".join(lines)
