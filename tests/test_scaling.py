@@ -128,6 +128,48 @@ def test_a_stage_is_projected_step_by_step_so_a_flat_step_does_not_hide_a_growin
         res["models"]["stsg-linear"]["projected_full"]["disk_gb"])
 
 
+def test_a_students_training_is_projected_from_the_windows_it_presents():
+    """At small sizes a student trains on every window it has (its epochs fill the budget with few
+    windows); at F = 1 ``distill.max_windows`` and ``distill.window_budget`` bind. Its training step
+    is projected as seconds per window presented times the default's presentations at F = 1 (per
+    member), not as a power law of the data size; its other steps keep their power laws."""
+    runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
+    for r, (win, train, shown) in zip(runs, ((10.0, 300.0, 30_000), (20.0, 330.0, 33_000))):
+        r["stages"]["student"] = {"seconds": win + train, "disk_mb": 5.0, "steps": {"windows": win, "train": train},
+                                  "presentations": 2 * shown, "keys": 2}
+    res = S.summarise([0.002, 0.01], {"student": runs}, cores=4)
+    st = res["models"]["student"]["stages"]["student"]
+    full = S.full_presentations()
+    from vocalprint.student.train import epochs_for
+
+    dcfg = C.Config().distill
+    n_train = int(dcfg.max_windows * 0.9)
+    assert full == epochs_for(dcfg, n_train) * n_train and dcfg.window_budget <= full < dcfg.window_budget + n_train
+    assert st["steps"]["train"]["basis"] == "window presentations"
+    assert st["steps"]["train"]["projected_full_seconds"] == pytest.approx(330.0 / 66_000 * full * 2)
+    assert st["steps"]["windows"]["exponent"] == pytest.approx(1.0)  # a power law, as before
+    assert st["projected_full_seconds"] == pytest.approx(330.0 / 66_000 * full * 2 + 20.0 * FULL / 400)
+    runs[1]["stages"]["student"]["steps"]["train"] = 660.0  # twice as slow per window: twice the projection
+    slow = S.summarise([0.002, 0.01], {"student": runs})["models"]["student"]["stages"]["student"]
+    assert slow["steps"]["train"]["projected_full_seconds"] == pytest.approx(2 * st["steps"]["train"]["projected_full_seconds"])
+
+
+def test_stage_costs_add_up_a_students_presented_windows_over_its_members(tmp_path):
+    for member, shown in enumerate((64_000, 60_000)):
+        A.finish(_mkdir(tmp_path / "student" / f"k{member}.partial"), tmp_path / "student" / f"k{member}",
+                 {"seconds": {"windows": 1.0, "train": 9.0}, "presentations": shown})
+    A.finish(_mkdir(tmp_path / "mels" / "m.partial"), tmp_path / "mels" / "m", {"seconds": {"mels": 2.0}})
+    costs = R.stage_costs(tmp_path)
+    assert costs["student"]["presentations"] == 124_000 and costs["student"]["keys"] == 2
+    assert costs["student"]["steps"] == {"windows": 2.0, "train": 18.0} and costs["student"]["complete"]
+    assert "presentations" not in costs["mels"]
+
+
+def _mkdir(p):
+    p.mkdir(parents=True)
+    return p
+
+
 def test_the_recommended_recipe_is_projected_from_its_measured_members():
     """recommended trains its members one after the other: hours and disk add up, memory is the
     larger member's, and its training goal is 6 h; no projection until every member was measured,
@@ -264,7 +306,7 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     assert R.main(["--out", str(tmp_path / "out"), "--from-measured"]) == 0
     again = json.loads((tmp_path / "out" / "scale.json").read_text())
     assert again["models"]["loudness"]["commands"] == res["models"]["loudness"]["commands"]
-    # --update re-measures the named models and keeps the others (same fractions only)
+    # --update re-measures the named models and keeps the others
     kept = dict(again["models"]["loudness"], measured_on="2026-01-01")
     (tmp_path / "out" / "scale.json").write_text(json.dumps(dict(again, models={**again["models"], "tokens-nb": kept})))
     args = ["--scales", "0.0002", "--models", "loudness", "--out", str(tmp_path / "out"), "--data-root", str(data),
@@ -273,7 +315,13 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     upd = json.loads((tmp_path / "out" / "scale.json").read_text())
     assert upd["models"]["tokens-nb"] == kept and upd["models"]["loudness"]["measured_on"] != "2026-01-01"
     assert len(upd["models"]["loudness"]["commands"]) == 1  # measured again, not appended
-    with pytest.raises(SystemExit, match="measured at F"):
-        R.main(["--scales", "0.0003", *args[2:]])
+    # a model measured at other fractions joins the table: a column per fraction of either
+    (data / "scale-0.0003").symlink_to(demo_dir)
+    assert R.main(["--scales", "0.0003", *args[2:]]) == 0
+    both = json.loads((tmp_path / "out" / "scale.json").read_text())
+    assert both["scales"] == [0.0002, 0.0003] and both["models"]["tokens-nb"] == kept
+    assert [c["scale"] for c in both["models"]["loudness"]["commands"]] == [0.0003]
+    assert set(both["generator"]) == {"0.0002", "0.0003"}
+    assert "F=0.0002 (measured) | F=0.0003 (measured)" in S.markdown(both)
     with pytest.raises(SystemExit, match="no .* to fit again"):
         R.main(["--out", str(tmp_path / "empty"), "--refit"])

@@ -195,6 +195,8 @@ def test_training_reduces_loss_and_separates_classes(trained: tuple, data: dict)
     assert hist["loss"][-1] < 0.8 * hist["loss"][0]
     assert hist["val_loss"][-1] < hist["val_loss"][0]
     assert hist["windows_per_s"] > 0 and hist["seconds"] > 0
+    n, bs = len(data["x"]), min(SMALL.batch, len(data["x"]))
+    assert hist["presentations"] == (n // bs) * bs * hist["epochs"]  # whole batches, every epoch
     assert hist["params"] == count_params(model)
     pred = predict_keras(model, data["x"][:200])
     y = data["y_true"][:200]

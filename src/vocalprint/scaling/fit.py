@@ -19,6 +19,8 @@ MEASURED_WORKERS = 2  # run.n_jobs's default: the per-file steps below ran on 2 
 PARALLEL_STEPS = {"mels": {"mels"}, "tokens": {"assign"}, "features": {"features"}, "nb": {"frames"},
                   "teacher": {"teacher"}, "windows": {"lengths"}, "mstats": {"pool"}, "tmixes": {"mixes"}, "pseudo": {"label"},
                   "train": {"oof", "fit"}}
+TRAIN_STEP = "train"  # a student stage's training step (its manifest's "presentations" beside it)
+VAL_SHARE = 0.1  # the recordings a student holds out for validation (vocalprint.student.stage)
 OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
 SUBMIT = "submit"
 
@@ -63,7 +65,8 @@ def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
             if c.get("complete", True):
                 pts.setdefault(stage, []).append({"scale": r["scale"], "effective_scale": x_train,
                                                   "seconds": c["seconds"], "disk_mb": c["disk_mb"],
-                                                  "steps": c.get("steps", {})})
+                                                  "steps": c.get("steps", {}),
+                                                  **{k: c[k] for k in ("presentations", "keys") if k in c}})
         if not r.get("ok"):
             continue
         cmd = {c["command"]: c for c in r["commands"]}
@@ -87,6 +90,18 @@ def _step_fits(pts: list[dict]) -> dict[str, tuple[float, float] | None] | None:
     return {k: fit_power(xs, [p["steps"][k] for p in pts]) for k in sorted(names[0])}
 
 
+def full_presentations() -> int:
+    """Windows one student member trains on at F = 1 with the default configuration: BirdCLEF-sized
+    data fills ``distill.max_windows``, a tenth of the recordings is held out for validation, and
+    ``distill.window_budget`` sets the epochs (:func:`vocalprint.student.train.epochs_for`)."""
+    from vocalprint.config import Config
+    from vocalprint.student.train import epochs_for
+
+    cfg = Config().distill
+    n_train = int(cfg.max_windows * (1 - VAL_SHARE))
+    return epochs_for(cfg, n_train) * n_train
+
+
 def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
     """The stage's projection to x = 1. A stage of several steps is projected step by step and
     summed, so a step that stays flat (a capped out-of-fold check, a fixed number of mixes) does not
@@ -101,15 +116,25 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
     full_cores = None if full is None else four_core_seconds(full, share, cores)
     steps = _step_fits(pts)
     step_out = None
+    per_window = None
     if steps is not None and t is not None:
         # a step too small to fit (no positive time at two sizes) keeps its largest measured time
         proj = {k: (power(f, 1.0) if f else last["steps"][k]) for k, f in steps.items()}
+        if last.get("presentations") and TRAIN_STEP in proj:
+            # a student's training: the windows it presents are set by the budget, not by the data
+            # size, so its F = 1 time is its time per window presented times the default's windows
+            per_window = last["steps"][TRAIN_STEP] / last["presentations"]
+            proj[TRAIN_STEP] = per_window * full_presentations() * last.get("keys", 1)
         full = sum(proj.values())
         full_cores = sum(four_core_seconds(v, 1.0 if k in par else 0.0, cores) for k, v in proj.items())
         if full > 0 and last["seconds"] > 0 and last["effective_scale"] < 1:
             exponent = math.log(full / last["seconds"]) / math.log(1.0 / last["effective_scale"])
         step_out = {k: {"exponent": None if f is None else round(f[1], 4), "projected_full_seconds": proj[k]}
                     for k, f in steps.items()}
+        if per_window is not None:
+            step_out[TRAIN_STEP] = {"basis": "window presentations", "seconds_per_presentation": per_window,
+                                    "presentations_full": full_presentations() * last.get("keys", 1),
+                                    "projected_full_seconds": proj[TRAIN_STEP]}
     out = {"measured": pts, "basis": "test files / 700 (submit's own elapsed_s)" if stage == SUBMIT
            else "training files / 28,564",
            "exponent": None if exponent is None else round(exponent, 4), "projected_full_seconds": full,
@@ -145,7 +170,9 @@ def assumptions(cores: int) -> list[str]:
     """What every projection of scale.json assumes (written into it)."""
     return ["x = training files / 28,564 (submit: test soundscapes / 700, its prediction time without start-up); "
             "t = a * x ** b per stage, F = 1 at x = 1; a stage of several steps (manifest seconds) is projected "
-            "step by step and summed, b then being its effective exponent from the largest measured x",
+            "step by step and summed, b then being its effective exponent from the largest measured x; a "
+            "student's training step is its seconds per window presented (at the largest x) times the windows "
+            "the default configuration presents at F = 1 (distill.max_windows, its window_budget)",
             f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
             "per-file parallel share (PARALLEL_STEPS); CPU hours unchanged",
             "peak RSS: the sum over the process tree (shared pages counted per process); "

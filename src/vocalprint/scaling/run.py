@@ -136,13 +136,16 @@ def stage_costs(artifacts: Path) -> dict:
     for d in sorted(p for p in Path(artifacts).iterdir() if p.is_dir()) if Path(artifacts).is_dir() else []:
         steps: dict[str, float] = {}
         keys = [k for k in d.iterdir() if k.is_dir()]
-        for k in keys:
-            for name, s in (A.manifest(k).get("seconds") or {}).items() if A.is_complete(k) else ():
+        shown = [A.manifest(k) for k in keys if A.is_complete(k)]
+        for man in shown:
+            for name, s in (man.get("seconds") or {}).items():
                 if isinstance(s, (int, float)):
                     steps[name] = steps.get(name, 0.0) + s
         out[d.name] = {"seconds": round(sum(steps.values()), 2), "disk_mb": round(_du_mb(d), 3),
                        "steps": {k: round(v, 2) for k, v in steps.items()},
                        "complete": bool(keys) and all(A.is_complete(k) for k in keys)}
+        if any("presentations" in man for man in shown):  # a student: the windows its training step saw
+            out[d.name].update(presentations=sum(int(man.get("presentations", 0)) for man in shown), keys=len(shown))
     return out
 
 
@@ -237,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true", help="run nothing: fit OUT/scale.json again from the "
                     "measured points it holds (after a change to the fitting)")
     ap.add_argument("--update", action="store_true", help="keep every model of OUT/scale.json that this run "
-                    "does not measure (it must be at the same fractions): re-measure one model after a change")
+                    "does not measure: re-measure one model after a change, or add one measured at other "
+                    "fractions (the table then has a column per fraction of either)")
     ap.add_argument("--from-measured", action="store_true", help="run nothing: fit OUT/measured.json again "
                     "(stage costs re-read from OUT/runs)")
     args = ap.parse_args(argv)
@@ -271,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             names, skipped = default_models()
             print(f"models: {', '.join(names)}\nleft out (name them in --models to include): {'; '.join(skipped)}")
-        if args.update and old and old.get("scales") != scales:
-            raise SystemExit(f"--update: {out / 'scale.json'} was measured at F = {old.get('scales')}, not {scales}")
         gen_rows, measured = {}, {n: [] for n in names}
         for f in scales:
             data, row = generate(Path(args.data_root) if args.data_root else out / "data", f)
@@ -286,13 +288,17 @@ def main(argv: list[str] | None = None) -> int:
                  else old.get("generator", {}).get(f"{f:g}") for f in scales}  # reused sets: the last timing known
     res = summarise(scales, measured, cores=args.cores, machine=_machine(), generator=generator)
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
-    for m in measured:  # refitted rows keep the day they were measured
-        res["models"][m]["measured_on"] = (old.get("models", {}).get(m, {}).get("measured_on")
+    if args.from_measured:  # refitted rows keep the day they were measured
+        stamp = time.strftime("%Y-%m-%d", time.gmtime((out / "measured.json").stat().st_mtime))
+    for m in measured:
+        res["models"][m]["measured_on"] = ((old.get("models", {}).get(m, {}).get("measured_on") or stamp)
                                            if args.from_measured else stamp)
     if args.update and old:
         for m, v in old.get("models", {}).items():
             res["models"].setdefault(m, v)
         res["derived"] = derived(res["models"])
+        res["scales"] = sorted(set(res["scales"]) | set(old.get("scales", [])))
+        res["generator"] = {**old.get("generator", {}), **res["generator"]}
     res["generator_runs"] = {**old.get("generator_runs", {}), **gen_rows} if args.update else gen_rows
     res["total_seconds"] = old.get("total_seconds") if args.from_measured else round(time.perf_counter() - t0, 1)
     if args.update and not args.from_measured and old.get("total_seconds"):

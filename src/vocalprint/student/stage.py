@@ -364,7 +364,8 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
                                   "n_pseudo": len(s_rows) if pseudo_dir is not None else 0,
                                   "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else [])
                                   + ([pseudo_dir.name] if pseudo_dir is not None else []),
-                                  "n_windows": int(len(keep)), "int8_file": quant,
+                                  "n_windows": int(len(keep)), "presentations": int(hist["presentations"]),
+                                  "int8_file": quant,
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
                                   "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),
                                   "params": count_params(model), "inference_params": inference_params(model),

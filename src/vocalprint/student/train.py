@@ -180,7 +180,8 @@ def train_student(
 
     Returns ``(model, history)``: history holds per-epoch lists ``loss``, ``emb``, ``soft``,
     ``label``, ``meta`` (training batches, augmented) and ``val_*`` the same on ``val``
-    (no augmentation, inference mode), plus ``epochs`` (:func:`epochs_for`), ``seconds``,
+    (no augmentation, inference mode), plus ``epochs`` (:func:`epochs_for`), ``presentations``
+    (windows trained on over all epochs), ``seconds``,
     ``windows_per_s``, ``params``,
     ``teacher_emb_mean``/``teacher_emb_std`` (the standardisation used for ``emb_proj``) and
     ``config``. The last epoch's weights are returned.
@@ -327,6 +328,7 @@ def train_student(
     steady = ep_s[1:] or ep_s  # the first epoch also traces the graph
     hist["windows_per_s"] = steps * bs * len(steady) / max(sum(steady), 1e-9)
     hist["epochs"] = epochs
+    hist["presentations"] = steps * bs * epochs  # training windows seen, augmented, over all epochs
     hist["params"] = n_par
     hist["teacher_emb_mean"] = mu
     hist["teacher_emb_std"] = sd
