@@ -94,7 +94,8 @@ MODELS: dict[str, ModelSpec] = dict([
           STUDENT_CHAIN, bundle="tflite", precision="fp32"),
     # the students' cheap form, built for the recipe below: one member on the teacher's cache every 2 s
     # (the focal clips' cache is then the probe's own, the soundscapes cost half) and at most 1,000,000
-    # window presentations (5 epochs at the 200,000-window cap; on small sets it does not bind)
+    # window presentations (6 epochs of about 180,000 training windows at the 200,000-window cap; on
+    # small sets it does not bind)
     _spec("student-2s", "student", "one distilled student on the teacher's 2-s cache, 1M-window budget "
           "(recommended's member for the species BirdNET cannot name)", STUDENT_CHAIN, bundle="tflite",
           options=(("teacher", (("stride_s", 2.0),)), ("distill", (("members", 1), ("window_budget", 1_000_000))))),

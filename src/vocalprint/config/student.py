@@ -65,8 +65,9 @@ class StudentConfig:
     epochs: int = 30
     # at most about this many window presentations in all: epochs = min(epochs, ceil(budget /
     # windows)), so a large set trains fewer epochs over more data (0: always ``epochs``). At the
-    # dev sets' ~13,000 windows it does not bind; at the ``max_windows`` cap it allows 5 epochs
-    # (15,600 steps of 64, 2.6 times a 30-epoch run on dev), which keeps two members of either
+    # dev sets' ~13,000 windows it does not bind; at the ``max_windows`` cap (about 180,000 of them
+    # training windows, a tenth of the recordings being held out) it allows 6 epochs (16,900 steps
+    # of 64, about 2.9 times a 30-epoch run on dev-wide), which keeps two members of either
     # student inside one 12-h Kaggle session at BirdCLEF size (docs/results.md)
     window_budget: int = 1_000_000
     batch: int = 64
