@@ -143,7 +143,7 @@ def test_a_students_training_is_projected_from_the_windows_it_presents():
     from vocalprint.student.train import epochs_for
 
     dcfg = C.Config().distill
-    n_train = int(dcfg.max_windows * 0.9)
+    n_train = int(dcfg.max_windows * 0.9)  # a tenth of the recordings held out
     assert full == epochs_for(dcfg, n_train) * n_train and dcfg.window_budget <= full < dcfg.window_budget + n_train
     assert st["steps"]["train"]["basis"] == "window presentations"
     assert st["steps"]["train"]["projected_full_seconds"] == pytest.approx(330.0 / 66_000 * full * 2)

@@ -20,7 +20,6 @@ PARALLEL_STEPS = {"mels": {"mels"}, "tokens": {"assign"}, "features": {"features
                   "teacher": {"teacher"}, "windows": {"lengths"}, "mstats": {"pool"}, "tmixes": {"mixes"}, "pseudo": {"label"},
                   "train": {"oof", "fit"}}
 TRAIN_STEP = "train"  # a student stage's training step (its manifest's "presentations" beside it)
-VAL_SHARE = 0.1  # the recordings a student holds out for validation (vocalprint.student.stage)
 OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
 SUBMIT = "submit"
 
@@ -95,10 +94,11 @@ def full_presentations() -> int:
     data fills ``distill.max_windows``, a tenth of the recordings is held out for validation, and
     ``distill.window_budget`` sets the epochs (:func:`vocalprint.student.train.epochs_for`)."""
     from vocalprint.config import Config
+    from vocalprint.student.stage import VAL_EVERY
     from vocalprint.student.train import epochs_for
 
     cfg = Config().distill
-    n_train = int(cfg.max_windows * (1 - VAL_SHARE))
+    n_train = int(cfg.max_windows * (1 - 1 / VAL_EVERY))
     return epochs_for(cfg, n_train) * n_train
 
 
@@ -124,7 +124,8 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
             # a student's training: the windows it presents are set by the budget, not by the data
             # size, so its F = 1 time is its time per window presented times the default's windows
             per_window = last["steps"][TRAIN_STEP] / last["presentations"]
-            proj[TRAIN_STEP] = per_window * full_presentations() * last.get("keys", 1)
+            shown_full = full_presentations() * last.get("keys", 1)
+            proj[TRAIN_STEP] = per_window * shown_full
         full = sum(proj.values())
         full_cores = sum(four_core_seconds(v, 1.0 if k in par else 0.0, cores) for k, v in proj.items())
         if full > 0 and last["seconds"] > 0 and last["effective_scale"] < 1:
@@ -133,7 +134,7 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
                     for k, f in steps.items()}
         if per_window is not None:
             step_out[TRAIN_STEP] = {"basis": "window presentations", "seconds_per_presentation": per_window,
-                                    "presentations_full": full_presentations() * last.get("keys", 1),
+                                    "presentations_full": shown_full,
                                     "projected_full_seconds": proj[TRAIN_STEP]}
     out = {"measured": pts, "basis": "test files / 700 (submit's own elapsed_s)" if stage == SUBMIT
            else "training files / 28,564",

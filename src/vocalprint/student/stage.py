@@ -163,6 +163,7 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
 
 
 # StudentConfig fields added after students were trained, with the value that means "as before"
+VAL_EVERY = 10  # one recording in this many is held out for the validation history
 NEUTRAL = {"window_budget": 0, "token_stages": 1, "rounds": 0, "pl_power": 1.0, "pl_teacher_weight": 0.5, "pl_hop_s": 2.5}
 # self-training fields: never in a member's own key (round 0 does not read them; a later round's key
 # holds its pseudo-label stage's folder name, whose key holds them)
@@ -317,7 +318,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
     keep = rng.permutation(len(rows))[: cfg.distill.max_windows]
     # a validation split by recording (for the history only), placed last so both parts are views
     names = np.unique([rows[k][0] for k in keep if rows[k][0] != "__mix__"])
-    val_names = set(rng.choice(names, max(1, len(names) // 10), replace=False)) if len(names) > 5 else set()
+    val_names = set(rng.choice(names, max(1, len(names) // VAL_EVERY), replace=False)) if len(names) > 5 else set()
     is_val = np.array([rows[k][0] in val_names for k in keep], bool)
     keep = np.concatenate([np.sort(keep[~is_val]), np.sort(keep[is_val])])
     n_tr = int((~is_val).sum())
