@@ -123,7 +123,7 @@ bench: $(STAMP) $(DATA_DEP) ## time every model (1 and 2 workers), AUC, memory -
 	$(RUN) bench --data $(DATA_DIR) --artifacts $(ARTIFACTS) $(if $(BENCH_MODELS),--models $(BENCH_MODELS),) $(ARGS)
 
 ## SCALE        make scale: fractions of BirdCLEF+ 2025's size to measure at (two or more)
-SCALE ?= 0.002,0.01
+SCALE ?= 0.02,0.05
 ## SCALE_MODELS make scale: models to measure (default: every model but the students and ensembles)
 SCALE_MODELS ?=
 scale: $(STAMP) ## synthetic competitions at each SCALE, every model trained and submitted from empty artifacts, growth fitted, BirdCLEF size projected -> artifacts/scale/scale.json

@@ -33,8 +33,9 @@ def test_registry_entries_are_consistent():
         models.get("nope")
 
 
-def test_recommended_resolves_to_its_frozen_recipe():
-    """MODEL=recommended is a fixed recipe: a user's submit.members/weights cannot change it."""
+def test_recommended_resolves_to_its_frozen_recipe(caplog):
+    """MODEL=recommended is a fixed recipe: a user's submit.members/weights cannot change it, and
+    the user is told so."""
     spec = models.get("recommended")
     assert spec.bundle == "members" and spec.file_max == 0.2
     user = C.override(C.override(C.Config(), "submit.members", "loudness,stsg-linear"), "submit.weights", "1,1")
@@ -46,8 +47,22 @@ def test_recommended_resolves_to_its_frozen_recipe():
     # its student member: one network on the teacher's 2-s cache within a 1M-window budget, whatever
     # the user's student settings; BirdNET's own hop at test time is not the member's to change
     mine = C.override(C.override(C.Config(), "distill.members", "3"), "teacher.stride_s", "1")
-    s2 = models.get("student-2s").configure(mine)
+    models._WARNED.clear()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vocalprint.models"):
+        s2 = models.get("student-2s").configure(mine)
+        models.get("student-2s").configure(mine)
     assert (s2.teacher.stride_s, s2.distill.members, s2.distill.window_budget) == (2.0, 1, 1_000_000)
+    # a setting the model overrules is named once; one left at the project default is not
+    # (teacher.stride_s=1 is the default: nothing to tell)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["model student-2s pins distill.members=1: your configuration's 3 is ignored for it "
+                    "(a model that does not pin it, e.g. student or ensemble, takes any value)"]
+    with caplog.at_level(logging.WARNING, logger="vocalprint.models"):
+        spec.configure(user)
+    assert any(r.getMessage().startswith("model recommended pins submit.members=birdnet-zeroshot,tokens-nb,"
+                                         "student-2s: your configuration's loudness,stsg-linear is ignored")
+               for r in caplog.records)
     assert s2.teacher.infer_stride_s == mine.teacher.infer_stride_s
     assert models.get("birdnet-zeroshot").configure(spec.configure(C.Config())).teacher.stride_s == 1.0
     assert models.members_of(user, "ensemble") == ("loudness", "stsg-linear")

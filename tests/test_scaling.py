@@ -47,9 +47,10 @@ def test_default_models_leave_out_student_training_and_the_ensemble(monkeypatch)
 
 
 def _run(scale, n_train, n_test, mels_s, mels_mb, nb_s, *, ok=True):
-    """A fake measured row: a parallel ``mels`` stage and a half-parallel ``nb`` stage."""
+    """A fake measured row: a parallel ``tokens`` stage (one step per file) and a half-parallel ``nb``
+    stage, both fitted as power laws in files."""
     return {"scale": scale, "train_files": n_train, "test_files": n_test, "ok": ok,
-            "stages": {"mels": {"seconds": mels_s, "disk_mb": mels_mb, "steps": {"mels": mels_s}},
+            "stages": {"tokens": {"seconds": mels_s, "disk_mb": mels_mb, "steps": {"assign": mels_s}},
                        "nb": {"seconds": nb_s, "disk_mb": 1.0, "steps": {"frames": nb_s / 2, "fit": nb_s / 2}}},
             "commands": [{"command": "train", "scale": scale, "wall_s": mels_s + nb_s + 5.0, "cpu_s": 2 * (mels_s + nb_s),
                           "peak_rss_mb": 500.0 * (n_train / 100) ** 0.5, "rc": 0},
@@ -63,7 +64,7 @@ def test_summary_fits_each_stage_against_the_files_present(tmp_path):
     runs = [_run(0.002, 200, 2, 2.0, 10.0, 4.0), _run(0.01, 400, 7, 4.0, 20.0, 16.0)]
     res = S.summarise([0.002, 0.01], {"tokens-nb": runs}, cores=4, machine={"cores": 2}, generator={"0.002": 60.0})
     m = res["models"]["tokens-nb"]
-    mels, nb, sub = m["stages"]["mels"], m["stages"]["nb"], m["stages"]["submit"]
+    mels, nb, sub = m["stages"]["tokens"], m["stages"]["nb"], m["stages"]["submit"]
     assert mels["exponent"] == pytest.approx(1.0) and nb["exponent"] == pytest.approx(2.0)
     assert mels["projected_full_seconds"] == pytest.approx(4.0 / x2)  # linear: 4 s at x2 -> 4 / x2 at x = 1
     assert mels["seconds"] == mels["projected_full_seconds"] and mels["disk_mb"] == pytest.approx(20.0 / x2)
@@ -117,7 +118,7 @@ def test_a_stage_is_projected_step_by_step_so_a_flat_step_does_not_hide_a_growin
     assert tr["projected_full_seconds_cores"] == pytest.approx(want / 2)  # both steps map over the cores
     one_law = S.fit_power([x1, x2], [31.0, 34.0])
     assert S.power(one_law, 1.0) < want / 10  # what a single fit of the totals would have said
-    assert "steps" not in res["models"]["stsg-linear"]["stages"]["mels"]  # one step: one law
+    assert "steps" not in res["models"]["stsg-linear"]["stages"]["tokens"]  # one step: one law
     (tmp_path / "out").mkdir()
     A.write_json(tmp_path / "out" / "scale.json", res)
     assert R.main(["--out", str(tmp_path / "out"), "--refit"]) == 0
@@ -147,8 +148,20 @@ def test_a_students_training_is_projected_from_the_windows_it_presents():
     assert full == epochs_for(dcfg, n_train) * n_train and dcfg.window_budget <= full < dcfg.window_budget + n_train
     assert st["steps"]["train"]["basis"] == "window presentations"
     assert st["steps"]["train"]["projected_full_seconds"] == pytest.approx(330.0 / 66_000 * full * 2)
-    assert st["steps"]["windows"]["exponent"] == pytest.approx(1.0)  # a power law, as before
+    assert st["steps"]["windows"]["exponent"] == pytest.approx(1.0)  # a power law without "gathered"
     assert st["projected_full_seconds"] == pytest.approx(330.0 / 66_000 * full * 2 + 20.0 * FULL / 400)
+    # on 4 cores: the training by its measured thread share; gathering the windows is serial
+    train4 = 330.0 / 66_000 * full * 2 * (1 - S.THREAD_SHARES[("student", "train")] / 2)
+    assert st["projected_full_seconds_cores"] == pytest.approx(train4 + 20.0 * FULL / 400)
+    # with the windows each member gathered, that step stops growing at distill.max_windows
+    for r, gathered in zip(runs, (2 * 2_000, 2 * 4_000)):
+        r["stages"]["student"]["gathered"] = gathered
+    capped = S.summarise([0.002, 0.01], {"student": runs})["models"]["student"]["stages"]["student"]
+    assert capped["steps"]["windows"]["basis"] == "windows gathered"
+    assert capped["steps"]["windows"]["projected_full_seconds"] == pytest.approx(
+        20.0 / 8_000 * C.Config().distill.max_windows * 2)
+    assert capped["projected_full_seconds"] == pytest.approx(
+        330.0 / 66_000 * full * 2 + 20.0 / 8_000 * 2 * C.Config().distill.max_windows)
     runs[1]["stages"]["student"]["steps"]["train"] = 660.0  # twice as slow per window: twice the projection
     slow = S.summarise([0.002, 0.01], {"student": runs})["models"]["student"]["stages"]["student"]
     assert slow["steps"]["train"]["projected_full_seconds"] == pytest.approx(2 * st["steps"]["train"]["projected_full_seconds"])
@@ -157,10 +170,11 @@ def test_a_students_training_is_projected_from_the_windows_it_presents():
 def test_stage_costs_add_up_a_students_presented_windows_over_its_members(tmp_path):
     for member, shown in enumerate((64_000, 60_000)):
         A.finish(_mkdir(tmp_path / "student" / f"k{member}.partial"), tmp_path / "student" / f"k{member}",
-                 {"seconds": {"windows": 1.0, "train": 9.0}, "presentations": shown})
+                 {"seconds": {"windows": 1.0, "train": 9.0}, "presentations": shown, "n_windows": 10_000 + member})
     A.finish(_mkdir(tmp_path / "mels" / "m.partial"), tmp_path / "mels" / "m", {"seconds": {"mels": 2.0}})
     costs = R.stage_costs(tmp_path)
     assert costs["student"]["presentations"] == 124_000 and costs["student"]["keys"] == 2
+    assert costs["student"]["gathered"] == 20_001
     assert costs["student"]["steps"] == {"windows": 2.0, "train": 18.0} and costs["student"]["complete"]
     assert "presentations" not in costs["mels"]
 
@@ -218,7 +232,7 @@ def test_a_timed_out_run_keeps_the_stages_it_completed():
     late["commands"] = [dict(late["commands"][0], rc="timeout", wall_s=1500.0)]
     res = S.summarise([0.002, 0.01], {"m": [_run(0.002, 200, 2, 2.0, 1.0, 1.0), late]})
     m = res["models"]["m"]
-    assert m["stages"]["mels"]["exponent"] == pytest.approx(1.0)  # completed before the kill: measured
+    assert m["stages"]["tokens"]["exponent"] == pytest.approx(1.0)  # completed before the kill: measured
     assert m["stages"]["nb"]["exponent"] is None and m["stages"]["nb"]["seconds"] is None
     assert [p["scale"] for p in m["stages"]["submit"]["measured"]] == [0.002]
     assert m["projected_full"]["train_hours_4_cores"] is None and m["projected_full"]["goals_met"]["disk_gb"] is None
@@ -325,3 +339,38 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     assert "F=0.0002 (measured) | F=0.0003 (measured)" in S.markdown(both)
     with pytest.raises(SystemExit, match="no .* to fit again"):
         R.main(["--out", str(tmp_path / "empty"), "--refit"])
+
+
+def test_fractions_too_close_in_files_are_flagged_before_measuring():
+    """0.01 and 0.02 are 2x apart in F but 363 and 620 files: their fit would overstate growth."""
+    said = R.spread_warning([0.01, 0.02])
+    assert said.startswith("F = 0.01 and 0.02 have 363 and 620 training files, 1.7 times apart")
+    assert "0.02,0.05" in said
+    assert R.spread_warning([0.02, 0.05]) == ""  # 620 and 1,450 files
+    assert R.spread_warning([0.05, 0.002, 0.02]) == ""  # the outer fractions count
+    assert R.spread_warning([1.0]) == ""  # one fraction: measured, nothing fitted
+
+
+def test_the_teacher_is_projected_linearly_in_the_training_audio():
+    """BirdNET runs one chunk per stride of every file: its F = 1 time is the largest measured time
+    times the ratio of training audio, however steep a power law through two small sizes would be."""
+    runs = [_run(0.01, 363, 7, 2.0, 10.0, 4.0), _run(0.02, 620, 14, 4.0, 20.0, 16.0)]
+    for r, (sec, mb, hours) in zip(runs, ((300.0, 30.0, 6.0), (600.0 * 1.2, 60.0, 11.0))):
+        r["stages"]["teacher"] = {"seconds": sec, "disk_mb": mb, "steps": {"teacher": sec}}
+        r["audio_hours"] = {"clips": hours - 3.0, "train_soundscapes": 3.0}
+    res = S.summarise([0.01, 0.02], {"student-2s": runs}, cores=4)
+    te = res["models"]["student-2s"]["stages"]["teacher"]
+    full_h = S.training_audio_hours(1.0)
+    assert full_h == pytest.approx(326.17 + 9726 / 60, abs=0.1)  # BirdCLEF+ 2025: clips and soundscapes
+    assert te["basis"] == "training audio hours (linear)" and te["audio"]["audio_hours"] == 11.0
+    assert te["projected_full_seconds"] == pytest.approx(720.0 * full_h / 11.0)
+    assert te["disk_mb"] == pytest.approx(60.0 * full_h / 11.0)
+    assert te["projected_full_seconds_cores"] == pytest.approx(720.0 * full_h / 11.0 / 2)  # one file per worker
+    assert te["exponent"] == pytest.approx(math.log(full_h / 11.0) / math.log(FULL / 620), abs=1e-4)
+    # without measured audio (rows written before the runner recorded it) the generator's plan says
+    for r in runs:
+        del r["audio_hours"]
+    planned = S.summarise([0.01, 0.02], {"student-2s": runs})["models"]["student-2s"]["stages"]["teacher"]
+    assert planned["audio"]["audio_hours"] == pytest.approx(S.training_audio_hours(0.02))
+    # other stages keep their power law in files
+    assert res["models"]["student-2s"]["stages"]["tokens"]["basis"] == "training files / 28,564"

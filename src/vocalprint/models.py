@@ -8,12 +8,16 @@ stage wiring of :mod:`vocalprint.pipeline`.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from vocalprint.config import Config, ConfigError
 from vocalprint.data.dataset import Dataset
+
+log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str, str]] = set()
 
 TOKEN_CHAIN = ("mels", "tokens", "w2v", "features")
 MELSTATS_CHAIN = ("mels", "windows", "mstats")  # Mel frames and windows: no codebook, no Word2Vec
@@ -57,10 +61,33 @@ class ModelSpec:
                              "the others have none")
 
     def configure(self, cfg: Config) -> Config:
-        """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front)."""
+        """``cfg`` with this model's defining overrides (e.g. ``tokens-cnn``: the token front).
+
+        They are pinned: a model is a frozen recipe, so a configuration (YAML file, ``--set``) that
+        sets one of them to another value than the project default is overruled, with a warning
+        that names the setting, since dropping it silently would run what the user did not ask for.
+        """
+        base = Config()
         for section, fields in self.options:
+            for key, value in fields:
+                mine = getattr(getattr(cfg, section), key)
+                if mine != value and mine != getattr(getattr(base, section), key):
+                    _warn_pinned(self.name, f"{section}.{key}", mine, value)
             cfg = replace(cfg, **{section: replace(getattr(cfg, section), **dict(fields))})
         return cfg
+
+
+def _warn_pinned(model: str, key: str, mine: Any, pinned: Any) -> None:
+    """Once per process and setting: the user's ``key`` is overruled by the model's pinned value."""
+    if (model, key, repr(mine)) in _WARNED:
+        return
+    _WARNED.add((model, key, repr(mine)))
+    log.warning("model %s pins %s=%s: your configuration's %s is ignored for it (a model that does not "
+                "pin it, e.g. student or ensemble, takes any value)", model, key, _show(pinned), _show(mine))
+
+
+def _show(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 
 def _spec(name, family, summary, stages, **kw) -> tuple[str, ModelSpec]:

@@ -20,6 +20,19 @@ PARALLEL_STEPS = {"mels": {"mels"}, "tokens": {"assign"}, "features": {"features
                   "teacher": {"teacher"}, "windows": {"lengths"}, "mstats": {"pool"}, "tmixes": {"mixes"}, "pseudo": {"label"},
                   "train": {"oof", "fit"}}
 TRAIN_STEP = "train"  # a student stage's training step (its manifest's "presentations" beside it)
+GATHER_STEP = "windows"  # a student stage's step that copies its windows' Mel frames ("gathered" beside it)
+# steps that one process runs on several threads: the share of their 2-thread time that more threads
+# divide (Amdahl). A student's training ran 1.45x faster on 2 TensorFlow threads than on 1 (75 and
+# 110 windows per second, notebooks/research/student_threads.py), so 0.45 of its 2-thread time is
+# parallel: 4 threads ASSUMED to divide that share again (0.78x of the 2-thread time)
+THREAD_SHARES = {("student", TRAIN_STEP): 0.45}
+# stages whose work and output are the same per audio second at any size: the teacher runs one chunk
+# per stride, the Mel frames are one frame per hop, of every file they read (start-up is a fixed cost,
+# so linear from the largest size is an upper bound). They are projected linearly in the training
+# audio (focal clips and unlabelled soundscapes), not by a power law in files: at small F most classes
+# sit at their one-clip floor, so files grow more slowly than the audio and a per-file exponent
+# between two small sizes overstates the growth
+AUDIO_LINEAR = {"teacher", "mels"}
 OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
 SUBMIT = "submit"
 
@@ -54,6 +67,20 @@ def four_core_seconds(seconds: float, parallel_share: float, cores: int, measure
     return seconds * (1.0 - parallel_share + parallel_share * measured / cores)
 
 
+def training_audio_hours(scale: float) -> float:
+    """Hours of focal clips and unlabelled train soundscapes that ``demo-data --scale`` plans."""
+    from vocalprint.data.scale import SOUNDSCAPE_S, plan
+
+    p = plan(scale)
+    return (p.clip_seconds + SOUNDSCAPE_S * p.n_train_soundscapes) / 3600
+
+
+def _run_audio_hours(run: dict) -> float:
+    """The run's training audio: measured from its files when it recorded them, else the plan's."""
+    a = run.get("audio_hours")
+    return float(a["clips"] + a["train_soundscapes"]) if a else training_audio_hours(run["scale"])
+
+
 def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
     """Per stage, one measured point per fraction (``train-other`` and ``submit`` from the commands;
     the stages a failed or timed-out run completed still count)."""
@@ -64,8 +91,9 @@ def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
             if c.get("complete", True):
                 pts.setdefault(stage, []).append({"scale": r["scale"], "effective_scale": x_train,
                                                   "seconds": c["seconds"], "disk_mb": c["disk_mb"],
-                                                  "steps": c.get("steps", {}),
-                                                  **{k: c[k] for k in ("presentations", "keys") if k in c}})
+                                                  "steps": c.get("steps", {}), "audio_hours": _run_audio_hours(r),
+                                                  **{k: c[k] for k in ("presentations", "keys", "gathered")
+                                                     if k in c}})
         if not r.get("ok"):
             continue
         cmd = {c["command"]: c for c in r["commands"]}
@@ -89,6 +117,13 @@ def _step_fits(pts: list[dict]) -> dict[str, tuple[float, float] | None] | None:
     return {k: fit_power(xs, [p["steps"][k] for p in pts]) for k in sorted(names[0])}
 
 
+def full_windows() -> int:
+    """Windows one student member gathers at F = 1: BirdCLEF-sized data fills ``distill.max_windows``."""
+    from vocalprint.config import Config
+
+    return Config().distill.max_windows
+
+
 def full_presentations() -> int:
     """Windows one student member trains on at F = 1 with the default configuration: BirdCLEF-sized
     data fills ``distill.max_windows``, a tenth of the recordings is held out for validation, and
@@ -106,7 +141,8 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
     """The stage's projection to x = 1. A stage of several steps is projected step by step and
     summed, so a step that stays flat (a capped out-of-fold check, a fixed number of mixes) does not
     hold down the growth of one that does not (the probe's fit); ``exponent`` is then the effective
-    one from the largest measured x to x = 1."""
+    one from the largest measured x to x = 1. A stage of :data:`AUDIO_LINEAR` is the largest measured
+    point scaled by the training audio instead (``audio`` in the output)."""
     xs = [p["effective_scale"] for p in pts]
     t, d = fit_power(xs, [p["seconds"] for p in pts]), fit_power(xs, [p["disk_mb"] for p in pts])
     last = max(pts, key=lambda p: p["effective_scale"])
@@ -114,7 +150,16 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
     share = (sum(v for k, v in last.get("steps", {}).items() if k in par) / last["seconds"]) if last["seconds"] else 0.0
     full, exponent = power(t, 1.0), None if t is None else t[1]
     full_cores = None if full is None else four_core_seconds(full, share, cores)
-    steps = _step_fits(pts)
+    audio = None
+    if stage in AUDIO_LINEAR and t is not None:
+        audio = {"basis": "training audio hours (linear)", "audio_hours": last.get("audio_hours")
+                 or training_audio_hours(last["scale"]), "audio_hours_full": training_audio_hours(1.0)}
+        ratio = audio["audio_hours_full"] / audio["audio_hours"]
+        full, d = last["seconds"] * ratio, (last["disk_mb"] * ratio, 1.0)
+        full_cores = four_core_seconds(full, share, cores)
+        if last["effective_scale"] < 1 and last["seconds"] > 0:
+            exponent = math.log(ratio) / math.log(1.0 / last["effective_scale"])
+    steps = None if audio else _step_fits(pts)
     step_out = None
     per_window = None
     if steps is not None and t is not None:
@@ -126,8 +171,14 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
             per_window = last["steps"][TRAIN_STEP] / last["presentations"]
             shown_full = full_presentations() * last.get("keys", 1)
             proj[TRAIN_STEP] = per_window * shown_full
+        if last.get("gathered") and GATHER_STEP in proj:
+            # and the windows it gathers stop at distill.max_windows per member
+            per_gathered = last["steps"][GATHER_STEP] / last["gathered"]
+            gathered_full = full_windows() * last.get("keys", 1)
+            proj[GATHER_STEP] = per_gathered * gathered_full
         full = sum(proj.values())
-        full_cores = sum(four_core_seconds(v, 1.0 if k in par else 0.0, cores) for k, v in proj.items())
+        full_cores = sum(four_core_seconds(v, 1.0 if k in par else THREAD_SHARES.get((stage, k), 0.0), cores)
+                         for k, v in proj.items())
         if full > 0 and last["seconds"] > 0 and last["effective_scale"] < 1:
             exponent = math.log(full / last["seconds"]) / math.log(1.0 / last["effective_scale"])
         step_out = {k: {"exponent": None if f is None else round(f[1], 4), "projected_full_seconds": proj[k]}
@@ -136,14 +187,20 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
             step_out[TRAIN_STEP] = {"basis": "window presentations", "seconds_per_presentation": per_window,
                                     "presentations_full": shown_full,
                                     "projected_full_seconds": proj[TRAIN_STEP]}
+        if last.get("gathered") and GATHER_STEP in proj:
+            step_out[GATHER_STEP] = {"basis": "windows gathered", "seconds_per_window": per_gathered,
+                                     "windows_full": gathered_full, "projected_full_seconds": proj[GATHER_STEP]}
     out = {"measured": pts, "basis": "test files / 700 (submit's own elapsed_s)" if stage == SUBMIT
-           else "training files / 28,564",
+           else audio["basis"] if audio else "training files / 28,564",
            "exponent": None if exponent is None else round(exponent, 4), "projected_full_seconds": full,
-           "disk_exponent": None if d is None else round(d[1], 4), "parallel_share": round(share, 3),
+           "disk_exponent": None if d is None else round(exponent if audio else d[1], 4),
+           "parallel_share": round(share, 3),
            "seconds": full, "disk_mb": power(d, 1.0) if d else (0.0 if all(p["disk_mb"] == 0 for p in pts) else None),
            "projected_full_seconds_cores": full_cores}
     if step_out:
         out["steps"] = step_out
+    if audio:
+        out["audio"] = audio
     return out
 
 
@@ -173,9 +230,13 @@ def assumptions(cores: int) -> list[str]:
             "t = a * x ** b per stage, F = 1 at x = 1; a stage of several steps (manifest seconds) is projected "
             "step by step and summed, b then being its effective exponent from the largest measured x; a "
             "student's training step is its seconds per window presented (at the largest x) times the windows "
-            "the default configuration presents at F = 1 (distill.max_windows, its window_budget)",
+            "the default configuration presents at F = 1 (distill.max_windows, its window_budget), and its "
+            "windows step its seconds per window gathered times distill.max_windows; the stages of AUDIO_LINEAR "
+            "(the teacher, the Mel frames) are their largest measured point times the ratio of training audio "
+            "(focal clips and train soundscapes) at F = 1 to that point's",
             f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
-            "per-file parallel share (PARALLEL_STEPS); CPU hours unchanged",
+            "per-file parallel share (PARALLEL_STEPS), or for a step that one process runs on several threads "
+            "its measured share (THREAD_SHARES: a student's training, 0.45); CPU hours unchanged",
             "peak RSS: the sum over the process tree (shared pages counted per process); "
             "peak_rss_gib_affine: the same rows fitted as c + d * x instead"]
 

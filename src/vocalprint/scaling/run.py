@@ -1,7 +1,7 @@
 """``make scale``: train and submit each model at a few fractions F of BirdCLEF+ 2025's size on
 synthetic data, measure every stage (wall, CPU, peak memory, disk) and project it to F = 1.
 
-``python -m vocalprint.scaling --scales 0.002,0.01 --models loudness,tokens-nb --out artifacts/scale``
+``python -m vocalprint.scaling --scales 0.02,0.05 --models loudness,tokens-nb --out artifacts/scale``
 
 Per fraction the synthetic set (``demo-data --scale F``) is generated under ``--data-root`` (or
 reused); per model ``train`` then ``submit`` run as subprocesses from an empty artifacts folder,
@@ -13,6 +13,11 @@ classes at least one clip, so F = 0.002 has 210 training files (x = 0.0074) and 
 (x = 0.0127). Training stages use ``x = training files / 28,564`` (what ``make plan`` uses for the
 data it is asked about), ``submit`` uses ``x = test soundscapes / 700``. Writes ``scale.json``
 (read by :mod:`vocalprint.plan`), ``scale.png`` and prints a markdown table.
+
+Fractions whose training files are less than :data:`MIN_SPREAD` times apart are measured, with a
+warning: below F of about 0.02 most classes sit at their one-clip floor, the files grow more slowly
+than the audio, and an exponent between two such sizes overstates the growth (0.01 and 0.02 are
+363 and 620 files, 1.7 times apart; 0.02 and 0.05 are 620 and 1,450).
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from vocalprint.scaling.fit import (GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STE
                                     refit, summarise)
 
 log = logging.getLogger("vocalprint.scale")
+MIN_SPREAD = 2.0  # the smallest ratio of training files between the outer fractions worth fitting
 
 
 def default_models() -> tuple[list[str], list[str]]:
@@ -146,6 +152,8 @@ def stage_costs(artifacts: Path) -> dict:
                        "complete": bool(keys) and all(A.is_complete(k) for k in keys)}
         if any("presentations" in man for man in shown):  # a student: the windows its training step saw
             out[d.name].update(presentations=sum(int(man.get("presentations", 0)) for man in shown), keys=len(shown))
+            if all("n_windows" in man for man in shown):  # and those its windows step gathered
+                out[d.name]["gathered"] = sum(int(man["n_windows"]) for man in shown)
     return out
 
 
@@ -228,9 +236,23 @@ def _machine() -> dict:
             "load_1min_at_end": round(os.getloadavg()[0], 2)}
 
 
+def spread_warning(scales: list[float]) -> str:
+    """Why a fit between ``scales`` cannot be trusted ('' when it can, or with one fraction only)."""
+    from vocalprint.data.scale import plan as scale_plan
+
+    if len(scales) < 2:
+        return ""
+    lo, hi = scale_plan(min(scales)).n_clips, scale_plan(max(scales)).n_clips
+    if hi >= MIN_SPREAD * lo:
+        return ""
+    return (f"F = {min(scales):g} and {max(scales):g} have {lo} and {hi} training files, {hi / lo:.1f} times apart: "
+            f"the fitted exponents will be unreliable (most classes sit at their one-clip floor at small F); "
+            f"measure at fractions at least {MIN_SPREAD:g} times apart in files, e.g. 0.02,0.05")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vocalprint.scaling", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scales", default="0.002,0.01", help="comma-separated fractions F of BirdCLEF+ 2025's size")
+    ap.add_argument("--scales", default="0.02,0.05", help="comma-separated fractions F of BirdCLEF+ 2025's size")
     ap.add_argument("--models", default="", help="comma-separated models (default: all but student and ensemble)")
     ap.add_argument("--out", default="artifacts/scale")
     ap.add_argument("--data-root", default=None, help="where scale-F/ data sets go (default OUT/data)")
@@ -269,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                     for m, rows in saved["models"].items()}
     else:
         scales = sorted(float(s) for s in args.scales.split(",") if s.strip())
+        if warning := spread_warning(scales):
+            log.warning("%s", warning)
         names = [m.strip() for m in args.models.split(",") if m.strip()]
         for m in names:
             M.get(m)
