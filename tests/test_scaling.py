@@ -374,3 +374,30 @@ def test_the_teacher_is_projected_linearly_in_the_training_audio():
     assert planned["audio"]["audio_hours"] == pytest.approx(S.training_audio_hours(0.02))
     # other stages keep their power law in files
     assert res["models"]["student-2s"]["stages"]["tokens"]["basis"] == "training files / 28,564"
+
+
+def test_the_recipe_measured_itself_has_its_own_row_against_its_own_goal(demo_dir, tmp_path, monkeypatch):
+    """``--models recommended`` trains its members in one folder (sharing the teacher's cache of
+    the focal clips, as a user's run does) and is judged against the recipe's 6-h goal; the sum of
+    separately measured members is then not shown."""
+    runs = [_run(0.02, 620, 14, 2.0, 10.0, 4.0), _run(0.05, 1450, 35, 4.0, 20.0, 8.0)]
+    res = S.summarise([0.02, 0.05], {"recommended": runs, "tokens-nb": runs})
+    own = res["models"]["recommended"]["projected_full"]
+    assert own["goals"]["train_hours_4_cores"] == S.RECOMMENDED_TRAIN_HOURS
+    assert own["goals_met"]["train_hours_4_cores"] is (own["train_hours_4_cores"] <= S.RECOMMENDED_TRAIN_HOURS)
+    assert "goals" not in res["models"]["tokens-nb"]["projected_full"]  # a model: one Kaggle session
+    assert "recommended" not in res["derived"]
+    table = S.markdown(res)
+    assert "| recommended | **train wall** |" in table and f"| {S.RECOMMENDED_TRAIN_HOURS:g} h: " in table
+    assert "sum of" not in table
+    # its stages in build order: the teacher's before the tables', the student's last
+    order = S.build_order("recommended", ["student", "nb", "teacher", "submit", "mels", "teacher-model"])
+    assert order == ["teacher-model", "teacher", "nb", "mels", "student", "submit"]
+    # the runner trains a recipe (its members) before submitting it
+    said = []
+    monkeypatch.setattr(R, "run_cmd", lambda cmd, log_path, **kw: said.append(cmd[3]) or {
+        "rc": 0, "wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 1.0})
+    row = R.measure(demo_dir, "recommended", tmp_path / "run", scale=0.02)
+    assert said == ["train", "submit"] and row["ok"]
+    R.measure(demo_dir, "loudness", tmp_path / "run2", scale=0.02)
+    assert said[2:] == ["submit"]  # nothing to train

@@ -168,14 +168,14 @@ def plan(cfg: Config, ds: Dataset, root: Path, model: str) -> list[Step]:
 def _peak(root: Path, ds: Dataset, model: str, cfg: Config | None, q: str) -> float | None:
     """Projected peak ``q`` (``peak_rss_mb`` or ``peak_disk_mb``) of ``model``'s training at this
     data's size, from the scale model's fit of the measured training runs; None before one exists.
-    An averaging model's members train one after the other in one folder: the largest memory, the
-    sum of the folders."""
+    An averaging model's members train one after the other in one folder: its own fit when it was
+    measured itself, else the largest of its members' memory and the sum of their folders."""
     from vocalprint import models
 
-    if models.get(model).bundle == "members":
+    fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {}).get(q, {})
+    if models.get(model).bundle == "members" and not fit:  # a recipe not measured itself: its members'
         peaks = [_peak(root, ds, m, None, q) for m in models.members_of(cfg or Config(), model)]
         return None if not peaks or None in peaks else (max if q == "peak_rss_mb" else sum)(peaks)
-    fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {}).get(q, {})
     if not (_num(fit.get("projected_full")) and _num(fit.get("exponent"))):
         return None
     return fit["projected_full"] * _fraction(ds) ** fit["exponent"]

@@ -253,12 +253,22 @@ def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: in
         commands = [c for r in runs for c in r["commands"]]
         ok = [r["scale"] for r in runs if r.get("ok")]
         res["models"][model] = {"stages": stages, "commands": commands, "command_fits": cmds, "runs_ok": ok,
-                                "projected_full": _totals(stages, cmds, commands, bool(ok))}
+                                "projected_full": _totals(stages, cmds, commands, bool(ok), goals_for(model))}
     res["derived"] = derived(res["models"])
     return res
 
 
-def _totals(stages: dict, cmds: dict, commands: list[dict], ok: bool) -> dict:
+def goals_for(model: str) -> dict[str, float]:
+    """The F = 1 goals of ``model``: one Kaggle session, and for the recipe (the recommended
+    submission, an averaging model with options) :data:`RECOMMENDED_TRAIN_HOURS`."""
+    from vocalprint import models as M
+
+    spec = M.MODELS.get(model.split("@")[0])
+    recipe = spec is not None and spec.bundle == "members" and bool(spec.options)
+    return dict(GOALS, train_hours_4_cores=RECOMMENDED_TRAIN_HOURS) if recipe else dict(GOALS)
+
+
+def _totals(stages: dict, cmds: dict, commands: list[dict], ok: bool, goals: dict[str, float] = GOALS) -> dict:
     """A model's F = 1 projection (``projected_full``) from its fitted stages and commands."""
     train = [v for st, v in stages.items() if st != SUBMIT]
     cpu = cmds.get("train", {}).get("cpu_s", {}).get("projected_full")
@@ -276,9 +286,11 @@ def _totals(stages: dict, cmds: dict, commands: list[dict], ok: bool) -> dict:
             "peak_disk_gb": _total([cmds.get("train", {}).get("peak_disk_mb", {}).get("projected_full")], 1000)}
     if not ok:  # nothing finished: no totals (not zero)
         full = dict.fromkeys(full)
-    full["goals_met"] = {k: (None if full[k] is None else full[k] <= g) for k, g in GOALS.items()}
+    full["goals_met"] = {k: (None if full[k] is None else full[k] <= g) for k, g in goals.items()}
     if full["peak_disk_gb"] is not None and full["disk_gb"] is not None:  # the transient files count too
-        full["goals_met"]["disk_gb"] = max(full["disk_gb"], full["peak_disk_gb"]) <= GOALS["disk_gb"]
+        full["goals_met"]["disk_gb"] = max(full["disk_gb"], full["peak_disk_gb"]) <= goals["disk_gb"]
+    if goals != GOALS:
+        full["goals"] = dict(goals)
     return full
 
 
@@ -290,7 +302,7 @@ def refit(res: dict) -> dict:
     for model, m in res["models"].items():
         stages = {st: _fit_stage(st, m["stages"][st]["measured"], cores) for st in build_order(model, m["stages"])}
         out["models"][model] = dict(m, stages=stages, projected_full=_totals(stages, m["command_fits"], m["commands"],
-                                                                             bool(m.get("runs_ok"))))
+                                                                             bool(m.get("runs_ok")), goals_for(model)))
     out["derived"] = derived(out["models"])
     return out
 
@@ -300,7 +312,8 @@ def derived(models: dict) -> dict:
     other from one artifacts folder, so their hours and disk add up (an upper bound where they share
     a stage, such as the teacher model and its cache of the focal clips) and the peak memory is the
     larger one. A recipe with a member this run did not measure gets no projection, only the
-    names of those members (``unmeasured``)."""
+    names of those members (``unmeasured``). A recipe measured itself (``--models recommended``:
+    its members trained in one folder, sharing what they share) has its own row instead."""
     from vocalprint import models as M
     from vocalprint.config import Config
 
@@ -309,7 +322,7 @@ def derived(models: dict) -> dict:
     out = {}
     for name, spec in M.MODELS.items():
         members = list(M.members_of(Config(), name)) if spec.bundle == "members" and spec.options else []
-        if not members or not any(m in models for m in members):
+        if not members or not any(m in models for m in members) or name in models:
             continue
         fulls = [models[m]["projected_full"] for m in members if m in models]
         missing = [m for m in members if m not in models or any(
@@ -353,8 +366,13 @@ def build_order(model: str, stages) -> list[str]:
     ``name``), then ``train-other`` and ``submit`` (JSON read back is key-sorted)."""
     from vocalprint import models as M
 
+    from vocalprint.config import Config
+
     spec = M.MODELS.get(model.split("@")[0])
-    order = (list(spec.stages) if spec else []) + [OTHER, SUBMIT]
+    own = list(spec.stages) if spec else []
+    for member in (M.members_of(Config(), spec.name) if spec else ()):  # a recipe: its members' in turn
+        own += [st for st in M.get(member).stages if st not in own]
+    order = own + [OTHER, SUBMIT]
     return sorted(stages, key=lambda s: order.index(s) if s in order else len(order))
 
 
@@ -393,7 +411,7 @@ def markdown(res: dict) -> str:
                                       if f in train else "-" for f in fs],
             _fmt_b(fits.get("wall_s", {}).get("exponent")),
             f"{_fmt_s(None if h4 is None else h4 * 3600)} on {cores} cores ({_fmt_s(None if h2 is None else h2 * 3600)} on 2)",
-            f"12 h: {tick[ok['train_hours_4_cores']]}")
+            f"{full.get('goals', GOALS)['train_hours_4_cores']:g} h: {tick[ok['train_hours_4_cores']]}")
         row(model, "**train CPU**", [_fmt_s(train[f]["cpu_s"]) if f in train else "-" for f in fs],
             _fmt_b(fits.get("cpu_s", {}).get("exponent")), "n/a" if cpu is None else f"{cpu:.1f} CPU h")
         row(model, "**peak RSS**", [f"{rss[f] / 1024:.2f} GiB" if f in rss else "-" for f in fs],

@@ -194,7 +194,9 @@ def measure(data: Path, model: str, run_dir: Path, *, scale: float, timeout_s: f
     common = ["--data", str(data), "--model", model, "--artifacts", str(art)]
     for s in (*sets, *perch):
         common += ["--set", s]
-    cmds = [] if not M.get(model).stages else [("train", base + ["train"] + common)]
+    spec = M.get(model)
+    trains = bool(spec.stages) or spec.bundle == "members"  # an averaging model trains its members
+    cmds = [("train", base + ["train"] + common)] if trains else []
     cmds.append((SUBMIT, base + ["submit"] + common + ["--out", str(run_dir / "submission.csv"), "--budget-min", "600"]))
     rows = []
     for name, cmd in cmds:
