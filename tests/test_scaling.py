@@ -172,11 +172,15 @@ def test_stage_costs_add_up_a_students_presented_windows_over_its_members(tmp_pa
         A.finish(_mkdir(tmp_path / "student" / f"k{member}.partial"), tmp_path / "student" / f"k{member}",
                  {"seconds": {"windows": 1.0, "train": 9.0}, "presentations": shown, "n_windows": 10_000 + member})
     A.finish(_mkdir(tmp_path / "mels" / "m.partial"), tmp_path / "mels" / "m", {"seconds": {"mels": 2.0}})
+    for key, part in (("t1", "clips"), ("t2", "all")):  # a recipe's folder: the probe's cache and the students'
+        A.finish(_mkdir(tmp_path / "teacher" / f"{key}.partial"), tmp_path / "teacher" / key,
+                 {"seconds": {"teacher": 5.0}, "part": part})
     costs = R.stage_costs(tmp_path)
     assert costs["student"]["presentations"] == 124_000 and costs["student"]["keys"] == 2
     assert costs["student"]["gathered"] == 20_001
     assert costs["student"]["steps"] == {"windows": 2.0, "train": 18.0} and costs["student"]["complete"]
-    assert "presentations" not in costs["mels"]
+    assert "presentations" not in costs["mels"] and "parts" not in costs["mels"]
+    assert costs["teacher"]["parts"] == ["all", "clips"] and costs["teacher"]["seconds"] == 10.0
 
 
 def _mkdir(p):
@@ -353,23 +357,35 @@ def test_fractions_too_close_in_files_are_flagged_before_measuring():
 
 def test_the_teacher_is_projected_linearly_in_the_training_audio():
     """BirdNET runs one chunk per stride of every file: its F = 1 time is the largest measured time
-    times the ratio of training audio, however steep a power law through two small sizes would be."""
+    times the ratio of the audio it reads, however steep a power law through two small sizes would
+    be. At F = 1 the students' cache reads the soundscapes up to distill.max_soundscape_windows; a
+    probe's cache reads the clips only; the Mel frames read everything."""
     runs = [_run(0.01, 363, 7, 2.0, 10.0, 4.0), _run(0.02, 620, 14, 4.0, 20.0, 16.0)]
     for r, (sec, mb, hours) in zip(runs, ((300.0, 30.0, 6.0), (600.0 * 1.2, 60.0, 11.0))):
-        r["stages"]["teacher"] = {"seconds": sec, "disk_mb": mb, "steps": {"teacher": sec}}
+        r["stages"]["teacher"] = {"seconds": sec, "disk_mb": mb, "steps": {"teacher": sec}, "parts": ["all"]}
+        r["stages"]["mels"] = {"seconds": sec / 10, "disk_mb": mb * 10, "steps": {"mels": sec / 10}}
         r["audio_hours"] = {"clips": hours - 3.0, "train_soundscapes": 3.0}
     res = S.summarise([0.01, 0.02], {"student-2s": runs}, cores=4)
-    te = res["models"]["student-2s"]["stages"]["teacher"]
-    full_h = S.training_audio_hours(1.0)
-    assert full_h == pytest.approx(326.17 + 9726 / 60, abs=0.1)  # BirdCLEF+ 2025: clips and soundscapes
+    te, me = (res["models"]["student-2s"]["stages"][k] for k in ("teacher", "mels"))
+    full = S.planned_audio_hours(1.0)
+    assert full["clips"] + full["train_soundscapes"] == pytest.approx(326.17 + 9726 / 60, abs=0.1)  # BirdCLEF+ 2025
+    cap_h = C.Config().distill.max_soundscape_windows * 5 / 3600  # 40,000 windows of 5 s: 55.6 h of 162
+    want = full["clips"] + cap_h
     assert te["basis"] == "training audio hours (linear)" and te["audio"]["audio_hours"] == 11.0
-    assert te["projected_full_seconds"] == pytest.approx(720.0 * full_h / 11.0)
-    assert te["disk_mb"] == pytest.approx(60.0 * full_h / 11.0)
-    assert te["projected_full_seconds_cores"] == pytest.approx(720.0 * full_h / 11.0 / 2)  # one file per worker
-    assert te["exponent"] == pytest.approx(math.log(full_h / 11.0) / math.log(FULL / 620), abs=1e-4)
+    assert te["audio"]["audio_hours_full"] == pytest.approx(want)
+    assert te["projected_full_seconds"] == pytest.approx(720.0 * want / 11.0)
+    assert te["disk_mb"] == pytest.approx(60.0 * want / 11.0)
+    assert te["projected_full_seconds_cores"] == pytest.approx(720.0 * want / 11.0 / 2)  # one file per worker
+    assert te["exponent"] == pytest.approx(math.log(want / 11.0) / math.log(FULL / 620), abs=1e-4)
+    assert me["projected_full_seconds"] == pytest.approx(72.0 * S.training_audio_hours(1.0) / 11.0)  # no cap
+    # a probe's cache: the clips only, here and at F = 1
+    for r in runs:
+        r["stages"]["teacher"]["parts"] = ["clips"]
+    probe = S.summarise([0.01, 0.02], {"birdnet-zeroshot": runs})["models"]["birdnet-zeroshot"]["stages"]["teacher"]
+    assert probe["projected_full_seconds"] == pytest.approx(720.0 * full["clips"] / 8.0)
     # without measured audio (rows written before the runner recorded it) the generator's plan says
     for r in runs:
-        del r["audio_hours"]
+        del r["audio_hours"], r["stages"]["teacher"]["parts"]
     planned = S.summarise([0.01, 0.02], {"student-2s": runs})["models"]["student-2s"]["stages"]["teacher"]
     assert planned["audio"]["audio_hours"] == pytest.approx(S.training_audio_hours(0.02))
     # other stages keep their power law in files

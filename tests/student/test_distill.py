@@ -510,3 +510,23 @@ def test_token_image_without_a_whole_frame_codebook(data: dict) -> None:
                           n_meta=0, cfg=cfg, codebooks=books)
     assert tuple(model.get_layer("token_image").output.shape[1:]) == (N_FRAMES, 4, 8)
     assert model.get_layer("tokens").dims == [8, 8, 8, 8]
+
+
+def test_a_students_sample_keeps_the_soundscape_sample_whole_and_fills_the_rest():
+    """Above ``max_windows`` the soundscape rows (already whole files sampled before the teacher
+    ran) are kept up to ``max_soundscape_windows`` and the others fill the rest; below it, or
+    without the cap, the uniform sample of before (same draw for the same seed)."""
+    from dataclasses import replace
+
+    from vocalprint.student.stage import sample_rows
+
+    d = replace(StudentConfig(), max_windows=50, max_soundscape_windows=10)
+    keep = sample_rows(np.random.default_rng(0), 100, range(60, 80), d)
+    assert len(keep) == 50 == len(set(keep.tolist())) and ((keep >= 0) & (keep < 100)).all()
+    assert ((keep >= 60) & (keep < 80)).sum() == 10  # not thinned again to 20 x 50 / 100
+    few = replace(d, max_soundscape_windows=30)
+    assert ((sample_rows(np.random.default_rng(0), 100, range(60, 80), few) >= 60) &
+            (sample_rows(np.random.default_rng(0), 100, range(60, 80), few) < 80)).sum() == 20  # all there are
+    for same in (replace(d, max_windows=100), replace(d, max_soundscape_windows=0)):
+        np.testing.assert_array_equal(sample_rows(np.random.default_rng(3), 100, range(60, 80), same),
+                                      np.random.default_rng(3).permutation(100)[: same.max_windows])

@@ -331,3 +331,31 @@ def test_training_and_scoring_windows_pool_by_one_rule():
     np.testing.assert_allclose(et[:-1], em[:-1], rtol=1e-6)
     overlapping = teach.pool(starts, logits, emb, np.array([[0.0, 5.0], [2.5, 7.5]]), chunk_s=3.0)[0]
     np.testing.assert_allclose(overlapping[1], logits[1:6].max(axis=0))  # starts 1..5: centres 2.5 .. 6.5
+
+
+def test_the_students_cache_covers_a_seeded_sample_of_soundscapes_when_they_exceed_the_cap(
+        demo_dir, small_cfg, standin_teacher, tmp_path):
+    """More soundscape windows than ``distill.max_soundscape_windows``: the teacher's ``all`` cache
+    runs on the focal clips and whole soundscapes drawn (seeded) until the cap, keyed by them; the
+    default cap leaves a small set whole, as do self-training rounds."""
+    from vocalprint import config as C
+    from vocalprint.core import artifacts as A
+    from vocalprint.data import dataset
+    from vocalprint.teacher import stage as teach
+
+    ds = dataset.load(demo_dir)  # 4 train soundscapes of 60 s: 12 windows each
+    model, labels = standin_teacher
+    cfg = C.override(small_cfg, "teacher", {"model_path": model, "labels_path": labels, "stride_s": 3.0})
+    assert teach.soundscape_sample(cfg, ds) is None  # 48 windows, under the default cap
+    capped = C.override(cfg, "distill.max_soundscape_windows", "20")
+    sample = teach.soundscape_sample(capped, ds)
+    assert len(sample) == 2 and all(n.startswith("train_soundscapes/demo_train_") for n in sample)
+    assert teach.soundscape_sample(capped, ds) == sample  # seeded: the same draw every time
+    assert teach.soundscape_sample(C.override(capped, "distill.rounds", "1"), ds) is None
+    assert teach.cache_key(capped, ds) != teach.cache_key(cfg, ds)
+    assert teach.cache_key(capped, ds, "clips") == teach.cache_key(cfg, ds, "clips")  # the probe's: unchanged
+    out = teach.run(capped, ds, tmp_path, "all")
+    m = A.manifest(out)
+    assert m["n_soundscapes"] == 2 and m["soundscapes_sampled"] and m["n_files"] == len(ds.train) + 2
+    ss = sorted(p.name for p in (out / "chunks").glob("train_soundscapes__*.npz"))
+    assert ss == sorted(n.replace("/", "__") + ".npz" for n in sample)

@@ -99,6 +99,13 @@ class StudentConfig:
     # the pair's targets: max of the teacher logits and of the labels, no embedding or metadata target
     mix_pairs: float = 0.5
     max_windows: int = 200_000  # the stage trains on at most this many windows (memory-mapped)
+    # at most this many 5-s windows of the unlabelled train soundscapes (whole files, a seeded
+    # sample) go to a student, and the teacher's cache for the students runs on those files only.
+    # 40,000 is what the uniform sample of ``max_windows`` took from them at BirdCLEF size (about a
+    # third of the 116,700 in 9,726 minutes), so the teacher no longer labels soundscapes the
+    # student never sees; where the soundscapes hold fewer windows nothing changes. Not with
+    # self-training rounds (they pseudo-label every soundscape). 0: every soundscape
+    max_soundscape_windows: int = 40_000
     n_mixes: int = 12000  # synthetic 5-s field windows (focal clips over quiet soundscape stretches / noise)
     mix_clips_per_species: int = 20  # clips per primary label in the mixing pool
     mix_clips_per_batch: int = 128  # clips decoded and held for one batch of 200 mixes (bounds memory)
@@ -124,6 +131,9 @@ class StudentConfig:
         for name in ("members", "token_stages", "epochs", "batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"distill.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_soundscape_windows < 0:
+            raise ConfigError(f"distill.max_soundscape_windows must be >= 0 (0: every soundscape), "
+                              f"got {self.max_soundscape_windows}")
         if self.window_budget < 0:
             raise ConfigError(f"distill.window_budget must be >= 0 (0: no budget), got {self.window_budget}")
         if self.rounds < 0:

@@ -67,18 +67,41 @@ def four_core_seconds(seconds: float, parallel_share: float, cores: int, measure
     return seconds * (1.0 - parallel_share + parallel_share * measured / cores)
 
 
-def training_audio_hours(scale: float) -> float:
-    """Hours of focal clips and unlabelled train soundscapes that ``demo-data --scale`` plans."""
+def planned_audio_hours(scale: float) -> dict[str, float]:
+    """Hours of focal clips and of unlabelled train soundscapes that ``demo-data --scale`` plans."""
     from vocalprint.data.scale import SOUNDSCAPE_S, plan
 
     p = plan(scale)
-    return (p.clip_seconds + SOUNDSCAPE_S * p.n_train_soundscapes) / 3600
+    return {"clips": p.clip_seconds / 3600, "train_soundscapes": SOUNDSCAPE_S * p.n_train_soundscapes / 3600}
 
 
-def _run_audio_hours(run: dict) -> float:
+def training_audio_hours(scale: float) -> float:
+    """Hours of focal clips and unlabelled train soundscapes that ``demo-data --scale`` plans."""
+    return sum(planned_audio_hours(scale).values())
+
+
+def _run_audio(run: dict) -> dict[str, float]:
     """The run's training audio: measured from its files when it recorded them, else the plan's."""
     a = run.get("audio_hours")
-    return float(a["clips"] + a["train_soundscapes"]) if a else training_audio_hours(run["scale"])
+    return {k: float(a[k]) for k in ("clips", "train_soundscapes")} if a else planned_audio_hours(run["scale"])
+
+
+def _stage_audio(stage: str, point: dict, full: bool) -> float:
+    """Hours of audio an :data:`AUDIO_LINEAR` stage reads at ``point`` (or at F = 1 with ``full``):
+    the focal clips, and the train soundscapes unless the stage ran the clips only (a probe's
+    teacher cache, ``parts`` in the point); at F = 1 the students' teacher cache reads at most
+    ``distill.max_soundscape_windows`` windows of soundscapes (the default configuration's). A point
+    measured before the stage's parts were recorded counts the clips and every soundscape."""
+    from vocalprint.config import Config
+
+    a = planned_audio_hours(1.0) if full else (point.get("audio") or planned_audio_hours(point["scale"]))
+    if stage == "teacher" and point.get("parts") == ["clips"]:
+        return a["clips"]
+    ss = a["train_soundscapes"]
+    d = Config()
+    if full and stage == "teacher" and "all" in point.get("parts", ()) and d.distill.max_soundscape_windows > 0:
+        ss = min(ss, d.distill.max_soundscape_windows * d.audio.window_s / 3600)
+    return a["clips"] + ss
 
 
 def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
@@ -91,8 +114,8 @@ def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
             if c.get("complete", True):
                 pts.setdefault(stage, []).append({"scale": r["scale"], "effective_scale": x_train,
                                                   "seconds": c["seconds"], "disk_mb": c["disk_mb"],
-                                                  "steps": c.get("steps", {}), "audio_hours": _run_audio_hours(r),
-                                                  **{k: c[k] for k in ("presentations", "keys", "gathered")
+                                                  "steps": c.get("steps", {}), "audio": _run_audio(r),
+                                                  **{k: c[k] for k in ("presentations", "keys", "gathered", "parts")
                                                      if k in c}})
         if not r.get("ok"):
             continue
@@ -152,8 +175,8 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
     full_cores = None if full is None else four_core_seconds(full, share, cores)
     audio = None
     if stage in AUDIO_LINEAR and t is not None:
-        audio = {"basis": "training audio hours (linear)", "audio_hours": last.get("audio_hours")
-                 or training_audio_hours(last["scale"]), "audio_hours_full": training_audio_hours(1.0)}
+        audio = {"basis": "training audio hours (linear)", "audio_hours": _stage_audio(stage, last, False),
+                 "audio_hours_full": _stage_audio(stage, last, True)}
         ratio = audio["audio_hours_full"] / audio["audio_hours"]
         full, d = last["seconds"] * ratio, (last["disk_mb"] * ratio, 1.0)
         full_cores = four_core_seconds(full, share, cores)
@@ -232,8 +255,9 @@ def assumptions(cores: int) -> list[str]:
             "student's training step is its seconds per window presented (at the largest x) times the windows "
             "the default configuration presents at F = 1 (distill.max_windows, its window_budget), and its "
             "windows step its seconds per window gathered times distill.max_windows; the stages of AUDIO_LINEAR "
-            "(the teacher, the Mel frames) are their largest measured point times the ratio of training audio "
-            "(focal clips and train soundscapes) at F = 1 to that point's",
+            "(the teacher, the Mel frames) are their largest measured point times the ratio of the audio they "
+            "read at F = 1 to that point's (focal clips, and train soundscapes unless the teacher ran the clips "
+            "only; the students' teacher at most distill.max_soundscape_windows of them)",
             f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
             "per-file parallel share (PARALLEL_STEPS), or for a step that one process runs on several threads "
             "its measured share (THREAD_SHARES: a student's training, 0.45); CPU hours unchanged",

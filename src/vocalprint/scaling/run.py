@@ -154,6 +154,8 @@ def stage_costs(artifacts: Path) -> dict:
             out[d.name].update(presentations=sum(int(man.get("presentations", 0)) for man in shown), keys=len(shown))
             if all("n_windows" in man for man in shown):  # and those its windows step gathered
                 out[d.name]["gathered"] = sum(int(man["n_windows"]) for man in shown)
+        if any("part" in man for man in shown):  # a teacher cache: the clips only, or with soundscapes
+            out[d.name]["parts"] = sorted({str(man["part"]) for man in shown if "part" in man})
     return out
 
 

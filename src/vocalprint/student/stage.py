@@ -1,8 +1,9 @@
 """Stage 6b: distil the teacher into a small Mel-spectrogram CNN and export it to TFLite.
 
 Training windows: every training window of the focal clips (labels, metadata, teacher outputs)
-plus 5-s windows of the unlabelled train soundscapes (teacher outputs only), at most
-``distill.max_windows``, stored as one memory-mapped float16 array so memory stays bounded.
+plus 5-s windows of the unlabelled train soundscapes (teacher outputs only; at most
+``distill.max_soundscape_windows`` of them), at most ``distill.max_windows`` in all, stored as one
+memory-mapped float16 array so memory stays bounded.
 """
 from __future__ import annotations
 
@@ -238,6 +239,21 @@ def pool_teacher(cfg: Config, cache_dir: Path, win: pd.DataFrame) -> tuple[np.nd
     return np.concatenate(los), np.concatenate(ems)
 
 
+def sample_rows(rng: np.random.Generator, n: int, soundscape_rows: range, d) -> np.ndarray:
+    """Indices of the ``n`` rows a student trains on, at most ``d.max_windows`` (``d``: the
+    ``distill`` config): a uniform sample; or, with ``d.max_soundscape_windows`` set and more rows
+    than fit, at most that many of the soundscape rows (already a sample of whole files, see
+    :func:`vocalprint.teacher.stage.soundscape_sample`) and a uniform sample of the others for the
+    rest, so a soundscape window is not thinned twice."""
+    if n <= d.max_windows or d.max_soundscape_windows <= 0 or not len(soundscape_rows):
+        return rng.permutation(n)[: d.max_windows]
+    ss = np.asarray(soundscape_rows)
+    ss = rng.permutation(ss)[: min(d.max_soundscape_windows, d.max_windows)]
+    rest = np.setdiff1d(np.arange(n), np.asarray(soundscape_rows), assume_unique=True)
+    rest = rng.permutation(rest)[: d.max_windows - len(ss)]
+    return rng.permutation(np.concatenate([ss, rest]))
+
+
 def _soundscape_rows(cfg: Config, mel_dir: Path, cache_dir: Path, pseudo_dir: Path | None, n_species: int
                      ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """(rows (name, start, start + fpw), teacher emb, teacher logits, labels) of the train soundscapes'
@@ -315,7 +331,9 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         meta = np.concatenate([meta, np.full((len(y), meta.shape[1]), np.nan, np.float32)])
         rows += [("__mix__", i, i) for i in range(len(y))]
     rng = np.random.default_rng(cfg.distill.seed)
-    keep = rng.permutation(len(rows))[: cfg.distill.max_windows]
+    # a self-training round's pseudo-labelled windows cover every soundscape: sampled with the rest
+    own_ss = range(n_real - len(s_rows), n_real) if pseudo_dir is None else range(0)
+    keep = sample_rows(rng, len(rows), own_ss, cfg.distill)
     # a validation split by recording (for the history only), placed last so both parts are views
     names = np.unique([rows[k][0] for k in keep if rows[k][0] != "__mix__"])
     val_names = set(rng.choice(names, max(1, len(names) // VAL_EVERY), replace=False)) if len(names) > 5 else set()

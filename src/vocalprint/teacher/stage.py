@@ -11,6 +11,8 @@ all a probe needs, and ``all``, the clips and the unlabelled train soundscapes a
 are about a third of the teacher's work, so a model that needs only the clips does not pay for
 them. When both parts use one stride, a complete ``all`` cache serves ``clips`` too, and an
 ``all`` cache built after a ``clips`` one links the clips' files instead of running them again.
+Where the soundscapes hold more 5-s windows than a student takes (``distill.max_soundscape_windows``),
+``all`` covers a seeded sample of them (:func:`soundscape_sample`).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from vocalprint.core.parallel import map_files, process_cached
 log = logging.getLogger(__name__)
 CHUNK_S = {"birdnet": 3.0, "perch": 5.0}
 PARTS = ("clips", "all")
+_SAMPLES: dict[tuple, tuple[str, ...] | None] = {}  # soundscape_sample's answers, per data set and setting
 
 
 def _labels_part(cfg: Config) -> tuple[str, ...]:
@@ -153,12 +156,47 @@ def part_stride(cfg: Config, part: str) -> float:
     return (t.probe_stride_s or t.stride_s) if part == "clips" else t.stride_s
 
 
+def soundscape_sample(cfg: Config, ds: Dataset) -> tuple[str, ...] | None:
+    """Names (``train_soundscapes/<file>``) of the unlabelled train soundscapes the students' cache
+    covers when they hold more 5-s windows than ``distill.max_soundscape_windows``: whole files in a
+    seeded order (``distill.seed``) until their windows, counted from the file headers, reach it.
+    None (every soundscape) when they all fit, when the cap is 0, or with self-training rounds
+    (``distill.rounds``), which pseudo-label every soundscape. A file whose header cannot be read is
+    left out with a warning (the teacher could not run it either)."""
+    d, paths = cfg.distill, list(ds.train_soundscapes)
+    if d.max_soundscape_windows <= 0 or d.rounds > 0 or not paths:
+        return None
+    k = (ds.fingerprint(), d.max_soundscape_windows, d.seed, cfg.audio.window_s)
+    if k not in _SAMPLES:
+        import soundfile as sf
+
+        chosen, total = [], 0
+        for i in np.random.default_rng(d.seed).permutation(len(paths)):
+            if total >= d.max_soundscape_windows:
+                break
+            try:
+                total += int(sf.info(str(paths[i])).duration // cfg.audio.window_s)
+            except (RuntimeError, OSError, ValueError) as e:  # soundfile's errors are RuntimeErrors
+                log.warning("teacher: skipped %s: %s", paths[i], e)
+                continue
+            chosen.append(i)
+        whole = total < d.max_soundscape_windows or len(chosen) == len(paths)
+        _SAMPLES[k] = None if whole else tuple(sorted(f"train_soundscapes/{paths[i].name}" for i in chosen))
+        if _SAMPLES[k]:
+            log.info("teacher: %d of %d train soundscapes (%d 5-s windows) for the students "
+                     "(distill.max_soundscape_windows=%d)", len(chosen), len(paths), total, d.max_soundscape_windows)
+    return _SAMPLES[k]
+
+
 def cache_key(cfg: Config, ds: Dataset, part: str = "all") -> str:
-    """Key of the teacher cache of ``part`` (``all``: the key caches were always built under)."""
+    """Key of the teacher cache of ``part`` (``all``: the key caches were always built under; with
+    a sample of the soundscapes, that sample's names too)."""
     t = cfg.teacher
+    sample = soundscape_sample(cfg, ds) if part == "all" else None
     return fingerprint("teacher", t.model, t.variant, part_stride(cfg, part), t.model_path, t.perch_dir,
                        *_labels_part(cfg), cfg.audio, ds.fingerprint(), list(ds.species),
-                       *(("part=clips",) if part == "clips" else ()))
+                       *(("part=clips",) if part == "clips" else ()),
+                       *((f"soundscapes={fingerprint(list(sample))}",) if sample else ()))
 
 
 def _shared(cfg: Config) -> bool:
@@ -204,8 +242,11 @@ def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
     cols = species_columns(model_dir, ds, cfg)
     work = A.partial_dir(final)
     items = M.audio_items(ds)
+    sample = soundscape_sample(cfg, ds) if part == "all" else None
     if part == "clips":
         items = items[items["split"] == "train_audio"]
+    elif sample is not None:
+        items = items[(items["split"] == "train_audio") | items["name"].isin(set(sample))]
     reused = 0
     if part == "all" and _shared(cfg):
         reused = _link_finished(A.stage_dir(root, "teacher", cache_key(cfg, ds, "clips")), work / "chunks")
@@ -227,6 +268,8 @@ def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
     return A.finish(work, final, {"stage": "teacher", "part": part, "config": cfg.teacher, "model": model_dir.name,
                                   "species": list(ds.species), "columns": cols.tolist(),
                                   "n_matched": int((cols >= 0).sum()), "n_files": len(items),
+                                  "n_soundscapes": int((items["split"] == "train_soundscapes").sum()),
+                                  "soundscapes_sampled": sample is not None,
                                   "n_reused": reused, "n_skipped": sum(bool(e) for e in errs),
                                   "seconds": timer.seconds})
 
