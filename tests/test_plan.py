@@ -162,6 +162,11 @@ def test_an_averaging_model_is_planned_from_its_members(trained, small_cfg, tmp_
         fits[m]["command_fits"]["train"]["peak_disk_mb"] = {"projected_full": gb * 1000, "exponent": 0.0}
     (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
     assert plan.peak_disk_gb(tmp_path, ds, "recommended", small_cfg) == 36.0  # one folder: the members add up
+    # a member keeping more than its sampled peak (a projection on other exponents) counts what it keeps,
+    # the rule of make scale's table (fit.stacked_disk)
+    fits["tokens-nb"]["stages"]["nb"].update(disk_mb=50_000.0, disk_exponent=0.0)
+    (tmp_path / "scale" / "scale.json").write_text(json.dumps({"models": fits}))
+    assert plan.peak_disk_gb(tmp_path, ds, "recommended", small_cfg) == 56.0
     # the recipe measured itself (its members in one folder, sharing their caches): its own fit
     fits["recommended"] = {"stages": {}, "command_fits": {"train": {
         "peak_rss_mb": {"projected_full": 4096.0, "exponent": 0.0},

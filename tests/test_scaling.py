@@ -417,3 +417,8 @@ def test_the_recipe_measured_itself_has_its_own_row_against_its_own_goal(demo_di
     assert said == ["train", "submit"] and row["ok"]
     R.measure(demo_dir, "loudness", tmp_path / "run2", scale=0.02)
     assert said[2:] == ["submit"]  # nothing to train
+
+
+def test_members_in_one_folder_stack_their_disk_peaks_on_what_the_others_keep():
+    assert S.stacked_disk([(30.0, 5.0), (4.0, 10.0), (2.0, None)]) == 30.0 + 10.0 + 2.0
+    assert S.stacked_disk([(30.0, 5.0), (None, 1.0)]) is None and S.stacked_disk([]) is None

@@ -169,16 +169,29 @@ def _peak(root: Path, ds: Dataset, model: str, cfg: Config | None, q: str) -> fl
     """Projected peak ``q`` (``peak_rss_mb`` or ``peak_disk_mb``) of ``model``'s training at this
     data's size, from the scale model's fit of the measured training runs; None before one exists.
     An averaging model's members train one after the other in one folder: its own fit when it was
-    measured itself, else the largest of its members' memory and the sum of their folders."""
+    measured itself, else the largest of its members' memory and their folders stacked
+    (:func:`vocalprint.scaling.fit.stacked_disk`, the rule of ``make scale``'s table)."""
     from vocalprint import models
 
     fit = _scale_model(root).get("models", {}).get(model, {}).get("command_fits", {}).get("train", {}).get(q, {})
     if models.get(model).bundle == "members" and not fit:  # a recipe not measured itself: its members'
-        peaks = [_peak(root, ds, m, None, q) for m in models.members_of(cfg or Config(), model)]
-        return None if not peaks or None in peaks else (max if q == "peak_rss_mb" else sum)(peaks)
+        names = models.members_of(cfg or Config(), model)
+        peaks = [_peak(root, ds, m, None, q) for m in names]
+        if q == "peak_rss_mb":
+            return None if not peaks or None in peaks else max(peaks)
+        from vocalprint.scaling.fit import stacked_disk
+
+        kept = [_kept_mb(plan(cfg or Config(), ds, root, m)) for m in names]
+        return stacked_disk(list(zip(peaks, kept)))
     if not (_num(fit.get("projected_full")) and _num(fit.get("exponent"))):
         return None
     return fit["projected_full"] * _fraction(ds) ** fit["exponent"]
+
+
+def _kept_mb(steps: list[Step]) -> float | None:
+    """What a model's stages keep on disk (MB) at this data size; None when one is unknown."""
+    vals = [s.disk_mb for s in steps]
+    return None if None in vals else sum(vals)
 
 
 def peak_rss_gib(root: Path, ds: Dataset, model: str, cfg: Config | None = None) -> float | None:

@@ -331,6 +331,16 @@ def refit(res: dict) -> dict:
     return out
 
 
+def stacked_disk(members: list[tuple[float | None, float | None]]) -> float | None:
+    """Peak disk of models trained one after the other in one folder, from each one's (peak while
+    training, kept at the end): each adds its folder at its fullest on top of what those before it
+    kept, so the sum of the larger of the two (an upper bound where they share a stage). None when a
+    member's peak is unknown."""
+    if not members or any(p is None for p, _ in members):
+        return None
+    return sum(max(p, k or 0.0) for p, k in members)
+
+
 def derived(models: dict) -> dict:
     """Projections of the frozen averaging recipes (``recommended``): members train one after the
     other from one artifacts folder, so their hours and disk add up (an upper bound where they share
@@ -356,8 +366,7 @@ def derived(models: dict) -> dict:
             continue
         full = {k: sum(f[k] for f in fulls) for k in summed}
         full["peak_rss_gib"] = max(f["peak_rss_gib"] for f in fulls)
-        peaks = [f.get("peak_disk_gb") for f in fulls]  # a member's folder at its fullest, on top of those before it
-        full["peak_disk_gb"] = None if None in peaks else sum(max(p, f["disk_gb"]) for p, f in zip(peaks, fulls))
+        full["peak_disk_gb"] = stacked_disk([(f.get("peak_disk_gb"), f["disk_gb"]) for f in fulls])
         goals = dict(GOALS, train_hours_4_cores=RECOMMENDED_TRAIN_HOURS)
         full["goals"] = goals
         full["goals_met"] = {k: full[k] <= g for k, g in goals.items()}
