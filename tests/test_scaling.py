@@ -13,6 +13,7 @@ from vocalprint import models
 from vocalprint import plan as P
 from vocalprint.core import artifacts as A
 from vocalprint.scaling import fit as S
+from vocalprint.scaling import report as Rep
 from vocalprint.scaling import run as R
 
 FULL = P.FULL_TRAIN_FILES
@@ -95,9 +96,9 @@ def test_summary_fits_each_stage_against_the_files_present(tmp_path):
     assert {"scale", "seconds", "disk_mb"} <= set(st["measured"][0])
     assert len(back["models"]["tokens-nb"]["commands"]) == 4
     assert {"train_hours_4_cores", "peak_rss_gib", "disk_gb"} <= set(back["models"]["tokens-nb"]["projected_full"])
-    table = S.markdown(res)
+    table = Rep.markdown(res)
     assert "F=0.002 (measured)" in table and "F=1 (projected)" in table and "12 h:" in table and "| nb |" in table
-    S.plot(res, tmp_path / "scale.png")
+    Rep.plot(res, tmp_path / "scale.png")
     assert (tmp_path / "scale.png").stat().st_size > 0
 
 
@@ -198,7 +199,7 @@ def test_the_recommended_recipe_is_projected_from_its_measured_members():
     assert "recommended" not in S.summarise([0.002, 0.01], {"loudness": runs})["derived"]  # no member measured
     part = S.summarise([0.002, 0.01], {"tokens-nb": runs, "birdnet-zeroshot": runs})
     assert part["derived"]["recommended"] == {"members": members, "unmeasured": ["student-2s"], "projected_full": None}
-    assert "not projected: student-2s not measured | 6 h: n/a |" in S.markdown(part)
+    assert "not projected: student-2s not measured | 6 h: n/a |" in Rep.markdown(part)
     res = S.summarise([0.002, 0.01], {m: runs for m in members})
     rec, nb = res["derived"]["recommended"], res["models"]["tokens-nb"]["projected_full"]
     assert rec["members"] == members and rec["unmeasured"] == []
@@ -207,7 +208,7 @@ def test_the_recommended_recipe_is_projected_from_its_measured_members():
     assert full["disk_gb"] == pytest.approx(3 * nb["disk_gb"]) and full["peak_rss_gib"] == nb["peak_rss_gib"]
     assert full["goals"]["train_hours_4_cores"] == 6.0
     assert full["goals_met"]["train_hours_4_cores"] is (full["train_hours_4_cores"] <= 6.0)
-    assert "sum of birdnet-zeroshot + tokens-nb + student-2s" in S.markdown(res) and "| 6 h:" in S.markdown(res)
+    assert "sum of birdnet-zeroshot + tokens-nb + student-2s" in Rep.markdown(res) and "| 6 h:" in Rep.markdown(res)
     assert "ensemble" not in res["derived"]  # its members are the user's choice
 
 
@@ -226,7 +227,7 @@ def test_the_disk_goal_counts_the_files_a_stage_deletes_at_its_end():
     assert res["models"]["tokens-nb"]["command_fits"]["train"]["peak_disk_mb"]["exponent"] == pytest.approx(1.0)
     rec = res["derived"]["recommended"]["projected_full"]
     assert rec["peak_disk_gb"] == pytest.approx(3 * 2.0 / x2) and rec["goals_met"]["disk_gb"] is False
-    table = S.markdown(res)
+    table = Rep.markdown(res)
     assert "; 1.0 GB |" in table and "; 2.0 GB |" in table and "60 GB: NOT met" in table  # kept; peak per F
 
 
@@ -240,7 +241,7 @@ def test_a_timed_out_run_keeps_the_stages_it_completed():
     assert m["stages"]["nb"]["exponent"] is None and m["stages"]["nb"]["seconds"] is None
     assert [p["scale"] for p in m["stages"]["submit"]["measured"]] == [0.002]
     assert m["projected_full"]["train_hours_4_cores"] is None and m["projected_full"]["goals_met"]["disk_gb"] is None
-    table = S.markdown(res)
+    table = Rep.markdown(res)
     assert "n/a" in table and "timed out in train after 25.0 min" in table
 
 
@@ -340,7 +341,7 @@ def test_tiny_real_run_of_loudness(demo_dir, tmp_path, capsys):
     assert both["scales"] == [0.0002, 0.0003] and both["models"]["tokens-nb"] == kept
     assert [c["scale"] for c in both["models"]["loudness"]["commands"]] == [0.0003]
     assert set(both["generator"]) == {"0.0002", "0.0003"}
-    assert "F=0.0002 (measured) | F=0.0003 (measured)" in S.markdown(both)
+    assert "F=0.0002 (measured) | F=0.0003 (measured)" in Rep.markdown(both)
     with pytest.raises(SystemExit, match="no .* to fit again"):
         R.main(["--out", str(tmp_path / "empty"), "--refit"])
 
@@ -403,7 +404,7 @@ def test_the_recipe_measured_itself_has_its_own_row_against_its_own_goal(demo_di
     assert own["goals_met"]["train_hours_4_cores"] is (own["train_hours_4_cores"] <= S.RECOMMENDED_TRAIN_HOURS)
     assert "goals" not in res["models"]["tokens-nb"]["projected_full"]  # a model: one Kaggle session
     assert "recommended" not in res["derived"]
-    table = S.markdown(res)
+    table = Rep.markdown(res)
     assert "| recommended | **train wall** |" in table and f"| {S.RECOMMENDED_TRAIN_HOURS:g} h: " in table
     assert "sum of" not in table
     # its stages in build order: the teacher's before the tables', the student's last

@@ -36,8 +36,8 @@ import threading
 import time
 from pathlib import Path
 
-from vocalprint.scaling.fit import (GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STEPS, SUBMIT, derived, markdown, plot,
-                                    refit, summarise)
+from vocalprint.scaling.fit import GOALS, MEASURED_WORKERS, OTHER, PARALLEL_STEPS, SUBMIT, derived, refit, summarise
+from vocalprint.scaling.report import markdown, plot
 
 log = logging.getLogger("vocalprint.scale")
 MIN_SPREAD = 2.0  # the smallest ratio of training files between the outer fractions worth fitting
