@@ -1,6 +1,8 @@
 """`make plan`: the stage keys it walks are the folders a build makes."""
 from __future__ import annotations
 
+import pytest
+
 from vocalprint import config as C
 from vocalprint import plan
 
@@ -175,3 +177,25 @@ def test_an_averaging_model_is_planned_from_its_members(trained, small_cfg, tmp_
     assert plan.peak_rss_gib(tmp_path, ds, "recommended", small_cfg) == 4.0
     assert plan.peak_disk_gb(tmp_path, ds, "recommended", small_cfg) == 20.0
 
+
+
+def test_a_students_training_is_planned_by_the_windows_it_would_have_at_this_size():
+    """Below BirdCLEF size the window budget does not bind: the plan counts the default epochs over
+    the windows this size gives, not the F = 1 presentations."""
+    from vocalprint.student.train import epochs_for
+
+    stage = {"measured": [{"effective_scale": 0.02, "gathered": 20_000, "keys": 1}],
+             "steps": {"train": {"seconds_per_presentation": 0.01, "projected_full_seconds": 10_800.0},
+                       "windows": {"seconds_per_window": 0.001, "projected_full_seconds": 200.0},
+                       "export": {"exponent": 0.0, "projected_full_seconds": 12.0}}}
+    d = C.Config().distill
+    n = 20_000 / 0.02 * 0.005  # 5,000 windows at a quarter of the measured size
+    n_train = int(n * 0.9)
+    want = 0.01 * epochs_for(d, n_train) * n_train + 0.001 * n + 12.0
+    assert plan.projected(stage, 0.005)[0] == pytest.approx(want, abs=0.1)
+    assert epochs_for(d, n_train) == d.epochs  # the budget does not bind here
+    big = plan.projected(stage, 1.0)[0]  # at full size the cap and the budget bind
+    assert big == pytest.approx(0.01 * epochs_for(d, int(d.max_windows * 0.9)) * int(d.max_windows * 0.9)
+                                + 0.001 * d.max_windows + 12.0, abs=0.1)
+    del stage["measured"][0]["gathered"]  # older rows: the F = 1 figures, as before
+    assert plan.projected(stage, 0.005)[0] == pytest.approx(10_800.0 + 200.0 + 12.0)

@@ -120,6 +120,32 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _per_window(step: dict) -> bool:
+    return _num(step.get("seconds_per_presentation")) or _num(step.get("seconds_per_window"))
+
+
+def _student_step(step: dict, stage: dict, f_now: float) -> float:
+    """A student's training (seconds per window presented) or window gathering (per window gathered)
+    at data fraction ``f_now``: the windows one member gathers grow with the data from the largest
+    measured point up to ``distill.max_windows``; the default configuration's epochs over them
+    (:func:`vocalprint.student.train.epochs_for`, a tenth held out) give the presentations. The F = 1
+    projection when the measured points do not say how many windows they gathered."""
+    from vocalprint.student.stage import VAL_EVERY
+    from vocalprint.student.train import epochs_for
+
+    pts = [p for p in stage.get("measured", []) if _num(p.get("gathered")) and _num(p.get("effective_scale"))]
+    if not pts:
+        return step["projected_full_seconds"]
+    last = max(pts, key=lambda p: p["effective_scale"])
+    keys = last.get("keys", 1)
+    d = Config().distill
+    n = min(d.max_windows, last["gathered"] / keys / last["effective_scale"] * f_now)
+    if _num(step.get("seconds_per_window")):
+        return step["seconds_per_window"] * n * keys
+    n_train = int(n * (1 - 1 / VAL_EVERY))
+    return step["seconds_per_presentation"] * epochs_for(d, n_train) * n_train * keys
+
+
 def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | None]:
     """(seconds, disk MB) of a stage of the scale model at data fraction ``f_now``: its power law
     ``a * f_now ** b`` (``a`` the F = 1 projection), summed over its steps when it was fitted step by
@@ -128,8 +154,10 @@ def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | N
     if _num(f_now) and f_now > 0:
         steps = stage.get("steps") or {}
         if steps and all(_num(v.get("projected_full_seconds")) for v in steps.values()):
-            # step by step, as fitted: a step that stays flat keeps its time
-            secs = sum(v["projected_full_seconds"] * (f_now ** v["exponent"] if _num(v.get("exponent")) else 1.0)
+            # step by step, as fitted: a step that stays flat keeps its time; a student's training and
+            # window gathering by the windows it would have at this size
+            secs = sum(_student_step(v, stage, f_now) if _per_window(v) else
+                       v["projected_full_seconds"] * (f_now ** v["exponent"] if _num(v.get("exponent")) else 1.0)
                        for v in steps.values())
         elif _num(stage.get("exponent")) and _num(stage.get("projected_full_seconds")):
             secs = stage["projected_full_seconds"] * f_now ** stage["exponent"]
