@@ -378,7 +378,7 @@ def test_the_teacher_is_projected_linearly_in_the_training_audio():
     assert te["disk_mb"] == pytest.approx(60.0 * want / 11.0)
     assert te["projected_full_seconds_cores"] == pytest.approx(720.0 * want / 11.0 / 2)  # one file per worker
     assert te["exponent"] == pytest.approx(math.log(want / 11.0) / math.log(FULL / 620), abs=1e-4)
-    assert me["projected_full_seconds"] == pytest.approx(72.0 * S.training_audio_hours(1.0) / 11.0)  # no cap
+    assert me["projected_full_seconds"] == pytest.approx(72.0 * sum(S.planned_audio_hours(1.0).values()) / 11.0)  # no cap
     # a probe's cache: the clips only, here and at F = 1
     for r in runs:
         r["stages"]["teacher"]["parts"] = ["clips"]
@@ -388,7 +388,7 @@ def test_the_teacher_is_projected_linearly_in_the_training_audio():
     for r in runs:
         del r["audio_hours"], r["stages"]["teacher"]["parts"]
     planned = S.summarise([0.01, 0.02], {"student-2s": runs})["models"]["student-2s"]["stages"]["teacher"]
-    assert planned["audio"]["audio_hours"] == pytest.approx(S.training_audio_hours(0.02))
+    assert planned["audio"]["audio_hours"] == pytest.approx(sum(S.planned_audio_hours(0.02).values()))
     # other stages keep their power law in files
     assert res["models"]["student-2s"]["stages"]["tokens"]["basis"] == "training files / 28,564"
 

@@ -127,23 +127,20 @@ def _per_window(step: dict) -> bool:
 def _student_step(step: dict, stage: dict, f_now: float) -> float:
     """A student's training (seconds per window presented) or window gathering (per window gathered)
     at data fraction ``f_now``: the windows one member gathers grow with the data from the largest
-    measured point up to ``distill.max_windows``; the default configuration's epochs over them
-    (:func:`vocalprint.student.train.epochs_for`, a tenth held out) give the presentations. The F = 1
-    projection when the measured points do not say how many windows they gathered."""
-    from vocalprint.student.stage import VAL_EVERY
-    from vocalprint.student.train import epochs_for
+    measured point up to ``distill.max_windows``, and the default configuration presents
+    :func:`vocalprint.scaling.fit.presentations` of them. The F = 1 projection when the measured
+    points do not say how many windows they gathered."""
+    from vocalprint.scaling.fit import presentations
 
     pts = [p for p in stage.get("measured", []) if _num(p.get("gathered")) and _num(p.get("effective_scale"))]
     if not pts:
         return step["projected_full_seconds"]
     last = max(pts, key=lambda p: p["effective_scale"])
     keys = last.get("keys", 1)
-    d = Config().distill
-    n = min(d.max_windows, last["gathered"] / keys / last["effective_scale"] * f_now)
+    n = min(Config().distill.max_windows, last["gathered"] / keys / last["effective_scale"] * f_now)
     if _num(step.get("seconds_per_window")):
         return step["seconds_per_window"] * n * keys
-    n_train = int(n * (1 - 1 / VAL_EVERY))
-    return step["seconds_per_presentation"] * epochs_for(d, n_train) * n_train * keys
+    return step["seconds_per_presentation"] * presentations(n) * keys
 
 
 def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | None]:

@@ -75,11 +75,6 @@ def planned_audio_hours(scale: float) -> dict[str, float]:
     return {"clips": p.clip_seconds / 3600, "train_soundscapes": SOUNDSCAPE_S * p.n_train_soundscapes / 3600}
 
 
-def training_audio_hours(scale: float) -> float:
-    """Hours of focal clips and unlabelled train soundscapes that ``demo-data --scale`` plans."""
-    return sum(planned_audio_hours(scale).values())
-
-
 def _run_audio(run: dict) -> dict[str, float]:
     """The run's training audio: measured from its files when it recorded them, else the plan's."""
     a = run.get("audio_hours")
@@ -147,17 +142,24 @@ def full_windows() -> int:
     return Config().distill.max_windows
 
 
-def full_presentations() -> int:
-    """Windows one student member trains on at F = 1 with the default configuration: BirdCLEF-sized
-    data fills ``distill.max_windows``, a tenth of the recordings is held out for validation, and
-    ``distill.window_budget`` sets the epochs (:func:`vocalprint.student.train.epochs_for`)."""
+def presentations(n_windows: float) -> int:
+    """Windows one student member presents in training with the default configuration when it
+    gathers ``n_windows`` (at most ``distill.max_windows``): a tenth of the recordings is held out
+    for validation and ``distill.window_budget`` sets the epochs
+    (:func:`vocalprint.student.train.epochs_for`)."""
     from vocalprint.config import Config
     from vocalprint.student.stage import VAL_EVERY
     from vocalprint.student.train import epochs_for
 
     cfg = Config().distill
-    n_train = int(cfg.max_windows * (1 - 1 / VAL_EVERY))
+    n_train = int(min(n_windows, cfg.max_windows) * (1 - 1 / VAL_EVERY))
     return epochs_for(cfg, n_train) * n_train
+
+
+def full_presentations() -> int:
+    """Windows one student member presents at F = 1, where BirdCLEF-sized data fills
+    ``distill.max_windows``."""
+    return presentations(full_windows())
 
 
 def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
@@ -367,7 +369,7 @@ def derived(models: dict) -> dict:
         full = {k: sum(f[k] for f in fulls) for k in summed}
         full["peak_rss_gib"] = max(f["peak_rss_gib"] for f in fulls)
         full["peak_disk_gb"] = stacked_disk([(f.get("peak_disk_gb"), f["disk_gb"]) for f in fulls])
-        goals = dict(GOALS, train_hours_4_cores=RECOMMENDED_TRAIN_HOURS)
+        goals = goals_for(name)
         full["goals"] = goals
         full["goals_met"] = {k: full[k] <= g for k, g in goals.items()}
         if full["peak_disk_gb"] is not None:
