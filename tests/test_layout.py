@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vocalprint import config as C
@@ -134,6 +135,7 @@ def test_no_module_is_long():
 class _Data:
     species = ("a", "b", "c")
     train_soundscapes = ()
+    train = pd.DataFrame({"path": [], "primary": [], "filename": []})
 
     def fingerprint(self) -> str:
         return "dsfp"

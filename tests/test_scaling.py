@@ -210,6 +210,32 @@ def test_the_recommended_recipe_is_projected_from_its_measured_members():
     assert full["goals_met"]["train_hours_4_cores"] is (full["train_hours_4_cores"] <= 6.0)
     assert "sum of birdnet-zeroshot + tokens-nb + student-2s" in Rep.markdown(res) and "| 6 h:" in Rep.markdown(res)
     assert "ensemble" not in res["derived"]  # its members are the user's choice
+    assert full["shared_clip_cache"]["train_hours_4_cores"] == 0.0  # no member ran the teacher
+
+
+def test_the_recipe_counts_the_focal_clips_teacher_cache_once():
+    """The probe's clips-only cache and student-2s's full cache share one stride (2 s): in the
+    recipe the student links the probe's clips, so the clips' share of the student's teacher stage
+    (by the audio it reads at F = 1) comes off the members' sum; a student at another stride would
+    run its own."""
+    runs = [_run(0.02, 620, 14, 2.0, 10.0, 4.0), _run(0.05, 1450, 35, 4.0, 20.0, 8.0)]
+    for r, sec in zip(runs, (600.0, 1200.0)):
+        r["stages"]["teacher"] = {"seconds": sec, "disk_mb": 60.0, "steps": {"teacher": sec}}
+        r["audio_hours"] = {"clips": sec / 60 - 3.0, "train_soundscapes": 3.0}
+        r["commands"][0]["wall_s"] += sec
+    members = list(models.members_of(C.Config(), "recommended"))
+    res = S.summarise([0.02, 0.05], {m: runs for m in members})
+    st = res["models"]["student-2s"]["stages"]["teacher"]
+    share = S.full_clip_sample()["hours"] / st["audio"]["audio_hours_full"]
+    saved = res["derived"]["recommended"]["projected_full"]["shared_clip_cache"]
+    assert 0.5 < share < 1 and saved["train_hours_4_cores"] == pytest.approx(st["projected_full_seconds_cores"] * share / 3600)
+    full = res["derived"]["recommended"]["projected_full"]
+    plain = sum(res["models"][m]["projected_full"]["train_hours_4_cores"] for m in members)
+    assert full["train_hours_4_cores"] == pytest.approx(plain - saved["train_hours_4_cores"])
+    assert "less the focal clips' teacher cache built once" in Rep.markdown(res)
+    other = S.shared_clip_cache({"birdnet-zeroshot": res["models"]["birdnet-zeroshot"],
+                                 "student": res["models"]["student-2s"]}, ["birdnet-zeroshot", "student"])
+    assert other["train_hours_4_cores"] == 0.0  # the two-member student's cache runs every 1 s
 
 
 def test_the_disk_goal_counts_the_files_a_stage_deletes_at_its_end():
@@ -371,7 +397,9 @@ def test_the_teacher_is_projected_linearly_in_the_training_audio():
     full = S.planned_audio_hours(1.0)
     assert full["clips"] + full["train_soundscapes"] == pytest.approx(326.17 + 9726 / 60, abs=0.1)  # BirdCLEF+ 2025
     cap_h = C.Config().distill.max_soundscape_windows * 5 / 3600  # 40,000 windows of 5 s: 55.6 h of 162
-    want = full["clips"] + cap_h
+    kept = S.full_clip_sample()  # teacher.max_class_windows: the clips the teacher runs at F = 1
+    assert 0.3 < kept["hours"] / full["clips"] < 0.7 and kept["hours_all"] == pytest.approx(full["clips"])
+    want = kept["hours"] + cap_h
     assert te["basis"] == "training audio hours (linear)" and te["audio"]["audio_hours"] == 11.0
     assert te["audio"]["audio_hours_full"] == pytest.approx(want)
     assert te["projected_full_seconds"] == pytest.approx(720.0 * want / 11.0)
@@ -383,7 +411,7 @@ def test_the_teacher_is_projected_linearly_in_the_training_audio():
     for r in runs:
         r["stages"]["teacher"]["parts"] = ["clips"]
     probe = S.summarise([0.01, 0.02], {"birdnet-zeroshot": runs})["models"]["birdnet-zeroshot"]["stages"]["teacher"]
-    assert probe["projected_full_seconds"] == pytest.approx(720.0 * full["clips"] / 8.0)
+    assert probe["projected_full_seconds"] == pytest.approx(720.0 * kept["hours"] / 8.0)
     # without measured audio (rows written before the runner recorded it) the generator's plan says
     for r in runs:
         del r["audio_hours"], r["stages"]["teacher"]["parts"]
@@ -423,3 +451,32 @@ def test_the_recipe_measured_itself_has_its_own_row_against_its_own_goal(demo_di
 def test_members_in_one_folder_stack_their_disk_peaks_on_what_the_others_keep():
     assert S.stacked_disk([(30.0, 5.0), (4.0, 10.0), (2.0, None)]) == 30.0 + 10.0 + 2.0
     assert S.stacked_disk([(30.0, 5.0), (None, 1.0)]) is None and S.stacked_disk([]) is None
+
+
+def test_a_teacher_based_models_window_stages_are_projected_at_the_kept_share_of_windows():
+    """teacher.max_class_windows keeps about half the clips' windows at F = 1 (the common classes'):
+    the teacher features and the probe's fit of a model with the teacher chain are projected at that
+    share of x, a token model's head at x = 1."""
+    runs = [_run(0.02, 620, 14, 2.0, 10.0, 4.0), _run(0.05, 1450, 35, 4.0, 20.0, 8.0)]
+    for r, sec in zip(runs, (10.0, 25.0)):
+        r["stages"]["tfeatures"] = {"seconds": sec / 10, "disk_mb": sec, "steps": {"pool": sec / 10}}
+        r["stages"]["train"] = {"seconds": sec, "disk_mb": 1.0, "steps": {"oof": 5.0, "fit": sec - 5.0}}
+    share = S.full_clip_sample()["window_share"]
+    res = S.summarise([0.02, 0.05], {"birdnet-zeroshot": runs})["models"]["birdnet-zeroshot"]["stages"]
+    for r in runs:
+        del r["stages"]["tfeatures"]
+    tok = S.summarise([0.02, 0.05], {"stsg-linear": runs})["models"]["stsg-linear"]["stages"]
+    assert res["train"]["x_full"] == share and "x_full" not in tok["train"]
+    fit = S.fit_power([620 / S.FULL_TRAIN_FILES, 1450 / S.FULL_TRAIN_FILES], [5.0, 20.0])
+    assert res["train"]["steps"]["fit"]["projected_full_seconds"] == pytest.approx(S.power(fit, share))
+    assert tok["train"]["steps"]["fit"]["projected_full_seconds"] == pytest.approx(S.power(fit, 1.0))
+    assert res["tfeatures"]["disk_mb"] < S.power(S.fit_power([620 / S.FULL_TRAIN_FILES, 1450 / S.FULL_TRAIN_FILES],
+                                                             [10.0, 25.0]), 1.0)
+    # make plan at a size: the share the clips keep at that size (all of them at F = 0.05)
+    fit_s = res["train"]["projected_full_seconds"]
+    assert P.projected(res["train"], 1.0)[0] == pytest.approx(fit_s, rel=1e-3)
+    b = res["train"]["steps"]["fit"]["exponent"]
+    assert S.clip_sample_at(0.05)["window_share"] == 1.0
+    small = P.projected(dict(res["train"], steps=None), 0.05)[0]
+    assert small == pytest.approx(fit_s * (0.05 / share) ** res["train"]["exponent"], rel=1e-3)
+    assert b > 0

@@ -148,6 +148,12 @@ def projected(stage: dict, f_now: float | None) -> tuple[float | None, float | N
     ``a * f_now ** b`` (``a`` the F = 1 projection), summed over its steps when it was fitted step by
     step; the F = 1 values when either is unknown."""
     secs, mb = stage.get("seconds"), stage.get("disk_mb")
+    if _num(f_now) and f_now > 0 and _num(stage.get("x_full")):
+        # a stage that sees the windows of the sampled clips only, projected at their share of x at
+        # F = 1: at this size they hold this size's share
+        from vocalprint.scaling.basis import clip_sample_at
+
+        f_now = f_now * clip_sample_at(max(round(f_now, 4), 1e-4))["window_share"] / stage["x_full"]
     if _num(f_now) and f_now > 0:
         steps = stage.get("steps") or {}
         if steps and all(_num(v.get("projected_full_seconds")) for v in steps.values()):

@@ -359,3 +359,68 @@ def test_the_students_cache_covers_a_seeded_sample_of_soundscapes_when_they_exce
     assert m["n_soundscapes"] == 2 and m["soundscapes_sampled"] and m["n_files"] == len(ds.train) + 2
     ss = sorted(p.name for p in (out / "chunks").glob("train_soundscapes__*.npz"))
     assert ss == sorted(n.replace("/", "__") + ".npz" for n in sample)
+
+
+def test_sample_recordings_caps_each_class_with_whole_recordings():
+    """Per class, whole recordings in a seeded order until the cap; a class under it keeps all;
+    no class over it: None (nothing changes)."""
+    from vocalprint.teacher.sample import sample_recordings
+
+    classes = np.array(["a"] * 50 + ["b"] * 3 + ["c"])
+    n_win = np.array([10] * 50 + [4, 5, 6] + [1000])
+    assert sample_recordings(classes, n_win, 0) is None
+    assert sample_recordings(classes, n_win, 1000) is None  # "c" holds exactly the cap
+    kept = sample_recordings(classes, n_win, 95, seed=3)
+    a = kept[kept < 50]
+    assert len(a) == 10 and n_win[a].sum() == 100  # the recording that crosses 95 is kept whole
+    assert set(range(50, 53)) <= set(kept)  # "b": 15 windows, under the cap
+    assert 53 in kept  # "c": one recording over the cap is still kept (a class is never emptied)
+    assert np.array_equal(sample_recordings(classes, n_win, 95, seed=3), kept)  # seeded
+    assert not np.array_equal(sample_recordings(classes, n_win, 95, seed=4), kept)
+    # another class's recordings do not move a class's draw
+    more = sample_recordings(np.concatenate([classes, ["d"] * 5]), np.concatenate([n_win, [1] * 5]), 95, seed=3)
+    assert np.array_equal(more[more < 50], a)
+
+
+def test_the_teacher_runs_a_sample_of_the_clips_of_classes_over_the_cap(demo_dir, small_cfg, standin_teacher,
+                                                                         tmp_path):
+    """``teacher.max_class_windows`` below a class's windows: both cache parts run only the sampled
+    clips (keyed by them), and the teacher features keep exactly those clips' windows with their
+    labels and groups; the default cap leaves the demo set whole and the keys as before."""
+    from vocalprint import config as C
+    from vocalprint.audio import clips
+    from vocalprint.core import artifacts as A
+    from vocalprint.data import dataset
+    from vocalprint.teacher import stage as teach
+    from vocalprint.teacher.sample import clip_sample
+
+    ds = dataset.load(demo_dir)
+    model, labels = standin_teacher
+    cfg = C.override(small_cfg, "teacher", {"model_path": model, "labels_path": labels, "stride_s": 3.0,
+                                            "probe_stride_s": 3.0})
+    assert clip_sample(cfg, ds) is None
+    assert teach.cache_key(C.override(cfg, "teacher.max_class_windows", "0"), ds) == teach.cache_key(cfg, ds)
+    win = clips.run(cfg, ds, tmp_path)
+    per_class = pd.read_csv(win / "windows.csv").assign(
+        label=lambda d: d["name"].str.split("/").str[1]).groupby("label").size()
+    capped = C.override(cfg, "teacher.max_class_windows", str(int(per_class.min())))
+    kept = clip_sample(capped, ds)
+    assert kept is not None and 0 < len(kept) < len(ds.train)
+    assert {n.split("/")[1] for n in kept} == set(per_class.index)  # every class keeps a recording
+    assert teach.cache_key(capped, ds) != teach.cache_key(cfg, ds)
+    assert teach.cache_key(capped, ds, "clips") != teach.cache_key(cfg, ds, "clips")
+    out = teach.run(capped, ds, tmp_path, "clips")
+    got = sorted(p.name for p in (out / "chunks").glob("train_audio__*.npz"))
+    assert got == sorted(n.replace("/", "__") + ".npz" for n in kept)
+    assert A.manifest(out)["clips_sampled"] and A.manifest(out)["n_clips"] == len(kept)
+    tf = teach.features(capped, out, win, tmp_path)
+    w = pd.read_csv(tf / "windows.csv")
+    assert set(w["name"]) == set(kept)
+    full = pd.read_csv(win / "windows.csv")
+    rows = np.flatnonzero(full["name"].isin(set(kept)))
+    np.testing.assert_array_equal(np.load(tf / "Y.npy"), np.load(win / "Y.npy")[rows])
+    np.testing.assert_array_equal(np.load(tf / "groups.npy"), np.load(win / "groups.npy")[rows])
+    assert len(np.load(tf / "X_birdnet.npy")) == len(w) == A.manifest(tf)["n_windows"]
+    assert A.manifest(tf)["n_missing"] == 0
+    full_cache = teach.run(capped, ds, tmp_path, "all")  # the students' cache: the same clips
+    assert sorted(p.name for p in (full_cache / "chunks").glob("train_audio__*.npz")) == got

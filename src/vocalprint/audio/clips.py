@@ -105,9 +105,15 @@ def run(cfg: Config, ds: Dataset, root: Path) -> Path:
                                   "species": list(ds.species), "seconds": timer.seconds})
 
 
-def copy_labels(win_dir: Path, work: Path) -> None:
+def copy_labels(win_dir: Path, work: Path, rows: np.ndarray | None = None) -> None:
     """Copy the windows' ``Y.npy``, ``groups.npy`` (checked) and ``windows.csv`` into a stage that
-    computes features of the same windows, in the same order."""
+    computes features of the same windows, in the same order (or of the windows ``rows`` only)."""
+    if rows is None:
+        for n in ("Y", "groups"):
+            shutil.copyfile(A.verified(win_dir / f"{n}.npy"), work / f"{n}.npy")
+        shutil.copyfile(win_dir / "windows.csv", work / "windows.csv")
+        return
     for n in ("Y", "groups"):
-        shutil.copyfile(A.verified(win_dir / f"{n}.npy"), work / f"{n}.npy")
-    shutil.copyfile(win_dir / "windows.csv", work / "windows.csv")
+        A.save_npy(work / f"{n}.npy", np.load(A.verified(win_dir / f"{n}.npy"))[rows])
+    with A.atomic_path(work / "windows.csv") as tmp:
+        pd.read_csv(win_dir / "windows.csv").iloc[rows].to_csv(tmp, index=False)

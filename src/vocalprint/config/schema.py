@@ -135,6 +135,13 @@ class TeacherConfig:
     # hop between chunks when scoring test soundscapes (0: stride_s); a larger one is cheaper
     # (docs/results.md, "BirdNET variants, strides"); not hashed: no cache depends on it
     infer_stride_s: float = 0.0
+    # focal clips the teacher-based models learn from: per class, whole recordings in a seeded order
+    # (sample_seed) until the class holds this many training windows (0: every clip). At BirdCLEF
+    # size the common classes hold up to 15,000 windows and the tail a handful: 2,000 keeps half the
+    # windows and every recording of the classes under it, and halves the teacher's work on the clips
+    # (docs/results.md, "The teacher's training cache"); the dev sets are under it
+    max_class_windows: int = 2000
+    sample_seed: int = 0
 
     def __post_init__(self) -> None:
         check_choice("teacher.model", self.model, TEACHERS)
@@ -147,6 +154,8 @@ class TeacherConfig:
             raise ConfigError(f"teacher.infer_stride_s must be >= 0 (0: stride_s), got {self.infer_stride_s}")
         if self.chunk_batch < 1:
             raise ConfigError(f"teacher.chunk_batch must be >= 1, got {self.chunk_batch}")
+        if self.max_class_windows < 0:
+            raise ConfigError(f"teacher.max_class_windows must be >= 0 (0: every clip), got {self.max_class_windows}")
 
 
 @dataclass(frozen=True)

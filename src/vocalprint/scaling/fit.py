@@ -8,6 +8,8 @@ import logging
 import math
 
 from vocalprint.data.scale import REAL_CLIPS as FULL_TRAIN_FILES
+from vocalprint.scaling.basis import (clip_sample_at, full_clip_sample, planned_audio_hours, run_audio,  # noqa: F401
+                                     stage_audio)
 
 log = logging.getLogger("vocalprint.scale")
 FULL_TEST_FILES = 700
@@ -33,6 +35,9 @@ THREAD_SHARES = {("student", TRAIN_STEP): 0.45}
 # sit at their one-clip floor, so files grow more slowly than the audio and a per-file exponent
 # between two small sizes overstates the growth
 AUDIO_LINEAR = {"teacher", "mels"}
+# stages of a teacher-based model (one with "tfeatures") that see only the training windows of the
+# clips teacher.max_class_windows keeps: projected at their share of the windows at F = 1
+CLIP_SAMPLED = {"tfeatures", "train"}
 OTHER = "train-other"  # the train command's wall outside every stage's manifest (start-up, data loading)
 SUBMIT = "submit"
 
@@ -67,38 +72,6 @@ def four_core_seconds(seconds: float, parallel_share: float, cores: int, measure
     return seconds * (1.0 - parallel_share + parallel_share * measured / cores)
 
 
-def planned_audio_hours(scale: float) -> dict[str, float]:
-    """Hours of focal clips and of unlabelled train soundscapes that ``demo-data --scale`` plans."""
-    from vocalprint.data.scale import SOUNDSCAPE_S, plan
-
-    p = plan(scale)
-    return {"clips": p.clip_seconds / 3600, "train_soundscapes": SOUNDSCAPE_S * p.n_train_soundscapes / 3600}
-
-
-def _run_audio(run: dict) -> dict[str, float]:
-    """The run's training audio: measured from its files when it recorded them, else the plan's."""
-    a = run.get("audio_hours")
-    return {k: float(a[k]) for k in ("clips", "train_soundscapes")} if a else planned_audio_hours(run["scale"])
-
-
-def _stage_audio(stage: str, point: dict, full: bool) -> float:
-    """Hours of audio an :data:`AUDIO_LINEAR` stage reads at ``point`` (or at F = 1 with ``full``):
-    the focal clips, and the train soundscapes unless the stage ran the clips only (a probe's
-    teacher cache, ``parts`` in the point); at F = 1 the students' teacher cache reads at most
-    ``distill.max_soundscape_windows`` windows of soundscapes (the default configuration's). A point
-    measured before the stage's parts were recorded counts the clips and every soundscape."""
-    from vocalprint.config import Config
-
-    a = planned_audio_hours(1.0) if full else (point.get("audio") or planned_audio_hours(point["scale"]))
-    if stage == "teacher" and point.get("parts") == ["clips"]:
-        return a["clips"]
-    ss = a["train_soundscapes"]
-    d = Config()
-    if full and stage == "teacher" and "all" in point.get("parts", ()) and d.distill.max_soundscape_windows > 0:
-        ss = min(ss, d.distill.max_soundscape_windows * d.audio.window_s / 3600)
-    return a["clips"] + ss
-
-
 def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
     """Per stage, one measured point per fraction (``train-other`` and ``submit`` from the commands;
     the stages a failed or timed-out run completed still count)."""
@@ -109,7 +82,7 @@ def _stage_points(runs: list[dict]) -> dict[str, list[dict]]:
             if c.get("complete", True):
                 pts.setdefault(stage, []).append({"scale": r["scale"], "effective_scale": x_train,
                                                   "seconds": c["seconds"], "disk_mb": c["disk_mb"],
-                                                  "steps": c.get("steps", {}), "audio": _run_audio(r),
+                                                  "steps": c.get("steps", {}), "audio": run_audio(r),
                                                   **{k: c[k] for k in ("presentations", "keys", "gathered", "parts")
                                                      if k in c}})
         if not r.get("ok"):
@@ -162,23 +135,25 @@ def full_presentations() -> int:
     return presentations(full_windows())
 
 
-def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
+def _fit_stage(stage: str, pts: list[dict], cores: int, x_full: float = 1.0) -> dict:
     """The stage's projection to x = 1. A stage of several steps is projected step by step and
     summed, so a step that stays flat (a capped out-of-fold check, a fixed number of mixes) does not
     hold down the growth of one that does not (the probe's fit); ``exponent`` is then the effective
     one from the largest measured x to x = 1. A stage of :data:`AUDIO_LINEAR` is the largest measured
-    point scaled by the training audio instead (``audio`` in the output)."""
+    point scaled by the training audio instead (``audio`` in the output). A stage that sees only the
+    windows of the sampled clips (:data:`CLIP_SAMPLED`) is projected at ``x_full`` (their share of
+    the windows at F = 1) instead of x = 1."""
     xs = [p["effective_scale"] for p in pts]
     t, d = fit_power(xs, [p["seconds"] for p in pts]), fit_power(xs, [p["disk_mb"] for p in pts])
     last = max(pts, key=lambda p: p["effective_scale"])
     par = PARALLEL_STEPS.get(stage, set())
     share = (sum(v for k, v in last.get("steps", {}).items() if k in par) / last["seconds"]) if last["seconds"] else 0.0
-    full, exponent = power(t, 1.0), None if t is None else t[1]
+    full, exponent = power(t, x_full), None if t is None else t[1]
     full_cores = None if full is None else four_core_seconds(full, share, cores)
     audio = None
     if stage in AUDIO_LINEAR and t is not None:
-        audio = {"basis": "training audio hours (linear)", "audio_hours": _stage_audio(stage, last, False),
-                 "audio_hours_full": _stage_audio(stage, last, True)}
+        audio = {"basis": "training audio hours (linear)", "audio_hours": stage_audio(stage, last, False),
+                 "audio_hours_full": stage_audio(stage, last, True)}
         ratio = audio["audio_hours_full"] / audio["audio_hours"]
         full, d = last["seconds"] * ratio, (last["disk_mb"] * ratio, 1.0)
         full_cores = four_core_seconds(full, share, cores)
@@ -189,7 +164,7 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
     per_window = None
     if steps is not None and t is not None:
         # a step too small to fit (no positive time at two sizes) keeps its largest measured time
-        proj = {k: (power(f, 1.0) if f else last["steps"][k]) for k, f in steps.items()}
+        proj = {k: (power(f, x_full) if f else last["steps"][k]) for k, f in steps.items()}
         if last.get("presentations") and TRAIN_STEP in proj:
             # a student's training: the windows it presents are set by the budget, not by the data
             # size, so its F = 1 time is its time per window presented times the default's windows
@@ -220,8 +195,10 @@ def _fit_stage(stage: str, pts: list[dict], cores: int) -> dict:
            "exponent": None if exponent is None else round(exponent, 4), "projected_full_seconds": full,
            "disk_exponent": None if d is None else round(exponent if audio else d[1], 4),
            "parallel_share": round(share, 3),
-           "seconds": full, "disk_mb": power(d, 1.0) if d else (0.0 if all(p["disk_mb"] == 0 for p in pts) else None),
+           "seconds": full, "disk_mb": power(d, 1.0 if audio else x_full) if d else (0.0 if all(p["disk_mb"] == 0 for p in pts) else None),
            "projected_full_seconds_cores": full_cores}
+    if x_full != 1.0:
+        out["x_full"] = x_full
     if step_out:
         out["steps"] = step_out
     if audio:
@@ -259,12 +236,21 @@ def assumptions(cores: int) -> list[str]:
             "windows step its seconds per window gathered times distill.max_windows; the stages of AUDIO_LINEAR "
             "(the teacher, the Mel frames) are their largest measured point times the ratio of the audio they "
             "read at F = 1 to that point's (focal clips, and train soundscapes unless the teacher ran the clips "
-            "only; the students' teacher at most distill.max_soundscape_windows of them)",
+            "only; the students' teacher at most distill.max_soundscape_windows of them; the teacher's clips "
+            "those teacher.max_class_windows keeps, and a teacher-based model's tfeatures and train stages "
+            "at their share of the windows, x_full)",
             f"{cores}-core wall = 2-core wall * (1 - p + p * {MEASURED_WORKERS}/{cores}), p = the stage's "
             "per-file parallel share (PARALLEL_STEPS), or for a step that one process runs on several threads "
             "its measured share (THREAD_SHARES: a student's training, 0.45); CPU hours unchanged",
             "peak RSS: the sum over the process tree (shared pages counted per process); "
             "peak_rss_gib_affine: the same rows fitted as c + d * x instead"]
+
+
+def _fit_stages(model: str, pts: dict[str, list[dict]], cores: int) -> dict:
+    """Every stage of ``model`` fitted (:func:`_fit_stage`), in build order; a teacher-based model's
+    :data:`CLIP_SAMPLED` stages at the share of the windows its clips keep at F = 1."""
+    share = full_clip_sample()["window_share"] if "tfeatures" in pts else 1.0
+    return {s: _fit_stage(s, pts[s], cores, share if s in CLIP_SAMPLED else 1.0) for s in build_order(model, pts)}
 
 
 def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: int = 4, machine: dict | None = None,
@@ -274,7 +260,7 @@ def summarise(scales: list[float], measured: dict[str, list[dict]], *, cores: in
            "generator": generator or {}, "assumptions": assumptions(cores)}
     for model, runs in measured.items():
         pts = _stage_points(runs)
-        stages = {s: _fit_stage(s, pts[s], cores) for s in build_order(model, pts)}
+        stages = _fit_stages(model, pts, cores)
         cmds = _fit_commands(runs)
         commands = [c for r in runs for c in r["commands"]]
         ok = [r["scale"] for r in runs if r.get("ok")]
@@ -326,7 +312,7 @@ def refit(res: dict) -> dict:
     cores = res["cores_projected"]
     out = dict(res, models={}, assumptions=assumptions(cores))
     for model, m in res["models"].items():
-        stages = {st: _fit_stage(st, m["stages"][st]["measured"], cores) for st in build_order(model, m["stages"])}
+        stages = _fit_stages(model, {st: v["measured"] for st, v in m["stages"].items()}, cores)
         out["models"][model] = dict(m, stages=stages, projected_full=_totals(stages, m["command_fits"], m["commands"],
                                                                              bool(m.get("runs_ok")), goals_for(model)))
     out["derived"] = derived(out["models"])
@@ -341,6 +327,34 @@ def stacked_disk(members: list[tuple[float | None, float | None]]) -> float | No
     if not members or any(p is None for p, _ in members):
         return None
     return sum(max(p, k or 0.0) for p, k in members)
+
+
+def shared_clip_cache(models: dict, members: list[str]) -> dict[str, float]:
+    """What a recipe builds once but its members' rows each count: a student's teacher cache
+    (part ``all``) links the focal clips of a probe's clips-only cache at the same stride instead
+    of running them, so the clips' share of that student's teacher stage (by the audio it reads at
+    F = 1) is taken off the sum. Zero when no member has a probe's cache at the student's stride."""
+    from vocalprint import models as M
+    from vocalprint.config import Config
+    from vocalprint.teacher.stage import part_stride
+
+    out = {"train_hours_2_cores": 0.0, "train_hours_4_cores": 0.0, "disk_gb": 0.0}
+    caches = []
+    for m in members:
+        st = models.get(m, {}).get("stages", {}).get("teacher")
+        if st and st.get("audio") and st.get("projected_full_seconds") is not None:
+            spec = M.get(m.split("@")[0])
+            cfg = spec.configure(Config())
+            parts = ["clips"] if spec.family == "teacher" else ["all"]  # a probe's cache; a student's
+            caches.append((parts, part_stride(cfg, "clips"), part_stride(cfg, "all"), st))
+    probes = {c for parts, c, _, _ in caches if parts == ["clips"]}
+    for parts, clips_s, all_s, st in caches:
+        if "all" in parts and clips_s == all_s and clips_s in probes:
+            share = full_clip_sample()["hours"] / st["audio"]["audio_hours_full"]
+            out["train_hours_2_cores"] += st["projected_full_seconds"] * share / 3600
+            out["train_hours_4_cores"] += st["projected_full_seconds_cores"] * share / 3600
+            out["disk_gb"] += (st.get("disk_mb") or 0.0) * share / 1000
+    return out
 
 
 def derived(models: dict) -> dict:
@@ -367,6 +381,11 @@ def derived(models: dict) -> dict:
             out[name] = {"members": members, "unmeasured": missing, "projected_full": None}
             continue
         full = {k: sum(f[k] for f in fulls) for k in summed}
+        saved = shared_clip_cache(models, members)
+        full["train_hours_2_cores"] -= saved["train_hours_2_cores"]
+        full["train_hours_4_cores"] -= saved["train_hours_4_cores"]
+        full["disk_gb"] -= saved["disk_gb"]
+        full["shared_clip_cache"] = saved
         full["peak_rss_gib"] = max(f["peak_rss_gib"] for f in fulls)
         full["peak_disk_gb"] = stacked_disk([(f.get("peak_disk_gb"), f["disk_gb"]) for f in fulls])
         goals = goals_for(name)

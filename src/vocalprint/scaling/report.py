@@ -72,7 +72,9 @@ def markdown(res: dict) -> str:
             _fmt_mb(None if full["disk_gb"] is None else full["disk_gb"] * 1000)
             + ("" if pd is None else f"; {_fmt_mb(pd * 1000)}"), f"60 GB: {tick[ok['disk_gb']]}")
     for model, d in res.get("derived", {}).items():
-        what = f"**train wall** (sum of {' + '.join(d['members'])})"
+        shared = (d["projected_full"] or {}).get("shared_clip_cache", {}).get("train_hours_4_cores")
+        what = (f"**train wall** (sum of {' + '.join(d['members'])}"
+                + (f", less the focal clips' teacher cache built once: {_fmt_s(shared * 3600)})" if shared else ")"))
         if d["projected_full"] is None:
             row(model, what, ["-" for _ in fs], "", f"not projected: {', '.join(d['unmeasured'])} not measured",
                 f"{RECOMMENDED_TRAIN_HOURS:g} h: n/a")

@@ -12,7 +12,9 @@ are about a third of the teacher's work, so a model that needs only the clips do
 them. When both parts use one stride, a complete ``all`` cache serves ``clips`` too, and an
 ``all`` cache built after a ``clips`` one links the clips' files instead of running them again.
 Where the soundscapes hold more 5-s windows than a student takes (``distill.max_soundscape_windows``),
-``all`` covers a seeded sample of them (:func:`soundscape_sample`).
+``all`` covers a seeded sample of them (:func:`soundscape_sample`). Where a class holds more
+training windows than ``teacher.max_class_windows``, both parts cover a seeded sample of its whole
+recordings (:mod:`vocalprint.teacher.sample`), and the teacher features keep the windows of those.
 """
 from __future__ import annotations
 
@@ -31,10 +33,12 @@ from vocalprint.audio.decode import AudioError, load_audio
 from vocalprint.config import Config, ConfigError, fingerprint
 from vocalprint.data.dataset import Dataset
 from vocalprint.core.parallel import map_files, process_cached
+from vocalprint.teacher.sample import clip_sample
 
 log = logging.getLogger(__name__)
 CHUNK_S = {"birdnet": 3.0, "perch": 5.0}
 PARTS = ("clips", "all")
+CLIP_SAMPLE = "clip_sample.txt"  # in a cache built on a sample of the clips: the clips' names, one per line
 _SAMPLES: dict[tuple, tuple[str, ...] | None] = {}  # soundscape_sample's answers, per data set and setting
 
 
@@ -190,13 +194,15 @@ def soundscape_sample(cfg: Config, ds: Dataset) -> tuple[str, ...] | None:
 
 def cache_key(cfg: Config, ds: Dataset, part: str = "all") -> str:
     """Key of the teacher cache of ``part`` (``all``: the key caches were always built under; with
-    a sample of the soundscapes, that sample's names too)."""
+    a sample of the soundscapes or of the clips, that sample's names too)."""
     t = cfg.teacher
     sample = soundscape_sample(cfg, ds) if part == "all" else None
+    kept = clip_sample(cfg, ds)
     return fingerprint("teacher", t.model, t.variant, part_stride(cfg, part), t.model_path, t.perch_dir,
                        *_labels_part(cfg), cfg.audio, ds.fingerprint(), list(ds.species),
                        *(("part=clips",) if part == "clips" else ()),
-                       *((f"soundscapes={fingerprint(list(sample))}",) if sample else ()))
+                       *((f"soundscapes={fingerprint(list(sample))}",) if sample else ()),
+                       *((f"clips={fingerprint(list(kept))}",) if kept else ()))
 
 
 def _shared(cfg: Config) -> bool:
@@ -243,6 +249,9 @@ def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
     work = A.partial_dir(final)
     items = M.audio_items(ds)
     sample = soundscape_sample(cfg, ds) if part == "all" else None
+    kept = clip_sample(cfg, ds)
+    if kept is not None:
+        items = items[(items["split"] != "train_audio") | items["name"].isin(set(kept))]
     if part == "clips":
         items = items[items["split"] == "train_audio"]
     elif sample is not None:
@@ -265,11 +274,16 @@ def run(cfg: Config, ds: Dataset, root: Path, part: str = "all") -> Path:
         from vocalprint.data.dataset import DatasetError
 
         raise DatasetError(f"teacher: no training file could be run through the teacher (e.g. {errs[0]})")
+    if kept is not None:
+        with A.atomic_path(work / CLIP_SAMPLE) as tmp:
+            Path(tmp).write_text("".join(f"{n}\n" for n in kept))
     return A.finish(work, final, {"stage": "teacher", "part": part, "config": cfg.teacher, "model": model_dir.name,
                                   "species": list(ds.species), "columns": cols.tolist(),
                                   "n_matched": int((cols >= 0).sum()), "n_files": len(items),
                                   "n_soundscapes": int((items["split"] == "train_soundscapes").sum()),
                                   "soundscapes_sampled": sample is not None,
+                                  "clips_sampled": kept is not None,
+                                  "n_clips": int((items["split"] == "train_audio").sum()),
                                   "n_reused": reused, "n_skipped": sum(bool(e) for e in errs),
                                   "seconds": timer.seconds})
 
@@ -289,13 +303,21 @@ def features_key(cfg: Config, teacher_key: str, windows_key: str) -> str:
 
 def features(cfg: Config, cache_dir: Path, win_dir: Path, root: Path) -> Path:
     """Teacher embedding (``X_<teacher>.npy``) and logits (``T.npy``) of every training window
-    (:mod:`vocalprint.audio.clips`), with its labels and groups, for the probe head and distillation."""
+    (:mod:`vocalprint.audio.clips`), with its labels and groups, for the probe head and distillation.
+    A cache of a sample of the clips (:data:`CLIP_SAMPLE`) keeps only the windows of those clips."""
     final = A.stage_dir(root, "tfeatures", features_key(cfg, cache_dir.name, win_dir.name))
     if A.is_complete(final):
         return final
     work = A.partial_dir(final)
     man = A.manifest(win_dir)
     windows = pd.read_csv(win_dir / "windows.csv")
+    rows = None
+    if (cache_dir / CLIP_SAMPLE).is_file():
+        kept = set((cache_dir / CLIP_SAMPLE).read_text().split("\n")) - {""}
+        rows = np.flatnonzero(windows["name"].isin(kept).to_numpy())
+        log.info("tfeatures: %d of %d training windows, of the %d clips the teacher ran", len(rows), len(windows),
+                 len(kept))
+        windows = windows.iloc[rows].reset_index(drop=True)
     sec = cfg.mel.hop / cfg.audio.sr
     chunk_s = CHUNK_S[cfg.teacher.model]
     n_sp = len(man["species"])
@@ -320,7 +342,8 @@ def features(cfg: Config, cache_dir: Path, win_dir: Path, root: Path) -> Path:
         log.warning("tfeatures: %d training windows have no teacher output (file skipped); zeros", int((~ok).sum()))
     A.save_npy(work / f"X_{cfg.teacher.model}.npy", X)
     A.save_npy(work / "T.npy", T)
-    clips.copy_labels(win_dir, work)
+    clips.copy_labels(win_dir, work, rows)
     return A.finish(work, final, {"stage": "tfeatures", "upstream": [cache_dir.name, win_dir.name],
                                   "species": man["species"], "n_windows": len(windows),
+                                  "n_windows_all": int(man["n_windows"]),
                                   "n_missing": int((~ok).sum()), "seconds": timer.seconds})
