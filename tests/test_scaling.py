@@ -412,6 +412,12 @@ def test_the_teacher_is_projected_linearly_in_the_training_audio():
         r["stages"]["teacher"]["parts"] = ["clips"]
     probe = S.summarise([0.01, 0.02], {"birdnet-zeroshot": runs})["models"]["birdnet-zeroshot"]["stages"]["teacher"]
     assert probe["projected_full_seconds"] == pytest.approx(720.0 * kept["hours"] / 8.0)
+    # a point measured where the cap binds (F = 0.2: the largest classes pass 2,000 windows) counts
+    # the clips the teacher ran there, not all of them
+    at = S.clip_sample_at(0.2)
+    assert at["hours"] < at["hours_all"]
+    point = {"scale": 0.2, "audio": {"clips": 100.0, "train_soundscapes": 9.0}, "parts": ["clips"]}
+    assert S.stage_audio("teacher", point, False) == pytest.approx(100.0 * at["hours"] / at["hours_all"])
     # without measured audio (rows written before the runner recorded it) the generator's plan says
     for r in runs:
         del r["audio_hours"], r["stages"]["teacher"]["parts"]

@@ -51,15 +51,16 @@ def run_audio(run: dict) -> dict[str, float]:
 def stage_audio(stage: str, point: dict, full: bool) -> float:
     """Hours of audio an :data:`~vocalprint.scaling.fit.AUDIO_LINEAR` stage reads at ``point`` (or at F = 1 with ``full``):
     the focal clips, and the train soundscapes unless the stage ran the clips only (a probe's
-    teacher cache, ``parts`` in the point); at F = 1 the teacher reads the clips of
-    :func:`full_clip_sample` and the students' cache at most ``distill.max_soundscape_windows``
+    teacher cache, ``parts`` in the point); the teacher reads the share of the clips
+    :func:`clip_sample_at` keeps at that size, and at F = 1 the students' cache at most ``distill.max_soundscape_windows``
     windows of soundscapes (the default configuration's). A point
     measured before the stage's parts were recorded counts the clips and every soundscape."""
     from vocalprint.config import Config
 
     a = planned_audio_hours(1.0) if full else (point.get("audio") or planned_audio_hours(point["scale"]))
-    if full and stage == "teacher":
-        a = dict(a, clips=full_clip_sample()["hours"])
+    if stage == "teacher":  # the clips teacher.max_class_windows keeps, at that point's size
+        k = clip_sample_at(1.0 if full else point["scale"])
+        a = dict(a, clips=a["clips"] * k["hours"] / k["hours_all"])
     if stage == "teacher" and point.get("parts") == ["clips"]:
         return a["clips"]
     ss = a["train_soundscapes"]

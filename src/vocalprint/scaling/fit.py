@@ -339,17 +339,16 @@ def shared_clip_cache(models: dict, members: list[str]) -> dict[str, float]:
     from vocalprint.teacher.stage import part_stride
 
     out = {"train_hours_2_cores": 0.0, "train_hours_4_cores": 0.0, "disk_gb": 0.0}
-    caches = []
+    caches = []  # (a probe's clips-only cache, not a student's; its clips' stride; its own stride; the stage)
     for m in members:
         st = models.get(m, {}).get("stages", {}).get("teacher")
         if st and st.get("audio") and st.get("projected_full_seconds") is not None:
             spec = M.get(m.split("@")[0])
             cfg = spec.configure(Config())
-            parts = ["clips"] if spec.family == "teacher" else ["all"]  # a probe's cache; a student's
-            caches.append((parts, part_stride(cfg, "clips"), part_stride(cfg, "all"), st))
-    probes = {c for parts, c, _, _ in caches if parts == ["clips"]}
-    for parts, clips_s, all_s, st in caches:
-        if "all" in parts and clips_s == all_s and clips_s in probes:
+            caches.append((spec.family == "teacher", part_stride(cfg, "clips"), part_stride(cfg, "all"), st))
+    probes = {clips_s for probe, clips_s, _, _ in caches if probe}
+    for probe, clips_s, all_s, st in caches:
+        if not probe and clips_s == all_s and clips_s in probes:
             share = full_clip_sample()["hours"] / st["audio"]["audio_hours_full"]
             out["train_hours_2_cores"] += st["projected_full_seconds"] * share / 3600
             out["train_hours_4_cores"] += st["projected_full_seconds_cores"] * share / 3600
