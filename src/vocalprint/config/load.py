@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .schema import Config
 
 
-_NOT_HASHED = {"workers", "n_jobs", "progress", "executor", "threads", "chunk_batch", "infer_stride_s"}
+_NOT_HASHED = {"workers", "n_jobs", "progress", "executor", "threads", "chunk_batch", "infer_stride_s", "spectrogram"}
 
 
 def to_dict(obj: Any) -> Any:

@@ -132,6 +132,10 @@ class TeacherConfig:
     threads: int = 1  # interpreter threads per process; not hashed
     # chunks per interpreter call (BirdNET's input resized to a batch); not hashed
     chunk_batch: int = 16
+    # BirdNET's input spectrograms: "numpy" computes them outside LiteRT, which then runs only the
+    # network (about half the CPU time, logits equal within float32 rounding: docs/results.md,
+    # "BirdNET's front end"); "model" runs the whole graph. Not hashed: caches are the same either way
+    spectrogram: str = "numpy"
     # hop between chunks when scoring test soundscapes (0: stride_s); a larger one is cheaper
     # (docs/results.md, "BirdNET variants, strides"); not hashed: no cache depends on it
     infer_stride_s: float = 0.0
@@ -154,6 +158,7 @@ class TeacherConfig:
             raise ConfigError(f"teacher.infer_stride_s must be >= 0 (0: stride_s), got {self.infer_stride_s}")
         if self.chunk_batch < 1:
             raise ConfigError(f"teacher.chunk_batch must be >= 1, got {self.chunk_batch}")
+        check_choice("teacher.spectrogram", self.spectrogram, ("numpy", "model"))
         if self.max_class_windows < 0:
             raise ConfigError(f"teacher.max_class_windows must be >= 0 (0: every clip), got {self.max_class_windows}")
 

@@ -18,9 +18,11 @@ def open_teacher(model_path: str | Path, labels_path: str | Path, cfg: Config):
     from vocalprint.teacher.perch import Perch
 
     t = cfg.teacher
-    cls = Perch if t.model == "perch" else BirdNET
-    return cls(model_path, labels_path=labels_path, num_threads=t.threads,
-               batch_size=getattr(t, "chunk_batch", 16))  # absent in configs pickled before it existed
+    kw = dict(labels_path=labels_path, num_threads=t.threads,
+              batch_size=getattr(t, "chunk_batch", 16))  # absent in configs pickled before it existed
+    if t.model == "perch":
+        return Perch(model_path, **kw)
+    return BirdNET(model_path, spectrogram=getattr(t, "spectrogram", "numpy"), **kw)
 
 
 def infer_stride(cfg) -> float:
@@ -50,7 +52,8 @@ class TeacherPredictor:
     def net(self):
         if self._net is None:
             t = self.cfg.teacher
-            self._net = process_cached(("teacher", str(self.model_path), t.threads, getattr(t, "chunk_batch", 16)),
+            self._net = process_cached(("teacher", str(self.model_path), t.threads, getattr(t, "chunk_batch", 16),
+                                        getattr(t, "spectrogram", "numpy")),
                                        lambda: open_teacher(self.model_path, self.labels_path, self.cfg))
         return self._net
 

@@ -19,10 +19,13 @@ class TeacherError(RuntimeError):
     """A teacher model that is missing, malformed or cannot be prepared; the message says why."""
 
 
-def interpreter(path: str | Path, *, threads: int = 1):
-    """A LiteRT interpreter of the model file at ``path`` with ``threads`` threads."""
+def interpreter(path: str | Path, *, threads: int = 1, content: bytes | None = None):
+    """A LiteRT interpreter of the model file at ``path`` (or of the model bytes ``content``) with
+    ``threads`` threads."""
     from ai_edge_litert.interpreter import Interpreter
 
+    if content is not None:
+        return Interpreter(model_content=content, num_threads=int(threads))
     return Interpreter(model_path=str(path), num_threads=int(threads))
 
 
@@ -60,13 +63,17 @@ class TFLiteModel:
     Perch's ``spatial_embedding``, its spectrogram) are not returned. Integer (quantized) outputs
     are dequantized to float32 with their scale and zero point.
 
+    ``front`` (with ``content``, the model's bytes): a callable that turns ``[n, n_samples]`` audio
+    into the model's input (:func:`vocalprint.teacher.front.split_front`: BirdNET's spectrograms in
+    NumPy, ``content`` the network without them); ``front.n_samples`` is then the audio length.
+
     Runs on ``ai_edge_litert``'s interpreter with its default (XNNPACK) delegate. For a model that
     needs TensorFlow (Flex) ops ``tf.lite.Interpreter`` is tried; TF 2.21's has no Flex delegate,
     so this raises :class:`TeacherError` unless another TensorFlow build provides one.
     """
 
     def __init__(self, model_path: str | Path, *, num_threads: int = 1, batch_size: int = 16,
-                 roles: Mapping[str, str] | None = None) -> None:
+                 roles: Mapping[str, str] | None = None, content: bytes | None = None, front=None) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.model_path = Path(model_path)
@@ -74,16 +81,20 @@ class TFLiteModel:
             raise TeacherError(f"{self.model_path}: model file not found")
         self.num_threads = int(num_threads)
         self.batch_size = int(batch_size)
+        self.content, self.front = content, front
         self.interpreter = self._make_interpreter()
         ip = self.interpreter
         inputs = ip.get_input_details()
         if len(inputs) != 1:
             raise TeacherError(f"{self.model_path}: expected one input, found {len(inputs)}")
         self._in = inputs[0]
-        if self._in["dtype"] != np.float32 or len(self._in["shape"]) != 2:
-            raise TeacherError(f"{self.model_path}: input must be float32 [batch, samples], "
+        want = 2 if front is None else 4
+        if self._in["dtype"] != np.float32 or len(self._in["shape"]) != want:
+            raise TeacherError(f"{self.model_path}: input must be float32 "
+                               f"{'[batch, samples]' if front is None else '[batch, bands, frames, channels]'}, "
                                f"is {self._in['dtype']} {list(self._in['shape'])}")
-        self.n_samples = int(self._in["shape"][1])
+        self._in_rest = [int(s) for s in self._in["shape"][1:]]
+        self.n_samples = int(self._in["shape"][1]) if front is None else int(front.n_samples)
         self._cur_n = int(self._in["shape"][0])
         self.roles = self._resolve_roles(roles)
         # Integer outputs (full-integer quantized models) are dequantized in run().
@@ -101,7 +112,7 @@ class TFLiteModel:
     # -- construction helpers --
     def _make_interpreter(self):
         try:
-            ip = interpreter(self.model_path, threads=self.num_threads)
+            ip = interpreter(self.model_path, threads=self.num_threads, content=self.content)
             ip.allocate_tensors()
             return ip
         except (RuntimeError, ValueError) as e:
@@ -172,7 +183,7 @@ class TFLiteModel:
     # -- running --
     def _resize(self, n: int) -> None:
         if n != self._cur_n:
-            self.interpreter.resize_tensor_input(self._in["index"], [n, self.n_samples])
+            self.interpreter.resize_tensor_input(self._in["index"], [n, *self._in_rest])
             self.interpreter.allocate_tensors()
             self._cur_n = n
 
@@ -188,6 +199,8 @@ class TFLiteModel:
         ip = self.interpreter
         for a in range(0, n, self.batch_size):
             xb = np.ascontiguousarray(batch[a:a + self.batch_size], dtype=np.float32)
+            if self.front is not None:
+                xb = self.front(xb)
             self._resize(xb.shape[0])
             ip.set_tensor(self._in["index"], xb)
             ip.invoke()

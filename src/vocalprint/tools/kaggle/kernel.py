@@ -165,9 +165,10 @@ def kernel_install(wheels: Path, site: Path) -> None:
 
 
 def kernel_warmup(site: Path, env=None) -> None:
-    """Compile and cache librosa's numba functions once, in ``site``, before the submit's workers
-    start: a fresh install otherwise compiles them in every worker (~25 s each on one core), which
-    also inflates the budget's first rate measurement. A failure here only costs that time."""
+    """Compile and cache the log-Mel's numba kernel (and whatever librosa compiles) once, in
+    ``site``, before the submit's workers start: a fresh install otherwise compiles in every
+    worker, which also inflates the budget's first rate measurement. A failure here only costs
+    that time."""
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
     code = ("import numpy as np\nfrom vocalprint.config import Config\nfrom vocalprint.audio.mel import logmel\n"
