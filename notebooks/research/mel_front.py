@@ -20,7 +20,7 @@ output over all frames and bands, on the synthetic minute and on each ``--audio`
     # with the optional FFTs, from a scratch venv that sees the project's packages:
     #   python3.11 -m venv /tmp/rs/mel/venv
     #   echo $PWD/.venv/lib/python3.11/site-packages > /tmp/rs/mel/venv/lib/python3.11/site-packages/main.pth
-    #   /tmp/rs/mel/venv/bin/pip install pyfftw mkl-fft
+    #   /tmp/rs/mel/venv/bin/pip install pyfftw mkl-fft av miniaudio
     PYTHONPATH=src /tmp/rs/mel/venv/bin/python notebooks/research/mel_front.py --repeat 31 \
         --audio ../shared/data/dev/test_soundscapes/*.ogg
 
@@ -505,16 +505,39 @@ def main() -> None:
             print(f"| {k} | {w * 1e3 / minutes:.1f} | {c * 1e3 / minutes:.1f} |")
 
     if a.audio:
+        import importlib.util
+
         import soxr
 
         path = a.audio[0]
         y = sf.read(path, dtype="float32")[0]
-        ctx = best_of({"decode": lambda: sf.read(path, dtype="float32"),
-                       "resample": lambda: soxr.resample(y, sr, 48000)}, a.repeat)
+        fns = {"soundfile.read (libsndfile + libvorbis)": lambda: sf.read(path, dtype="float32"),
+               "soxr 32 -> 48 kHz": lambda: soxr.resample(y, sr, 48000)}
+        if importlib.util.find_spec("av"):  # FFmpeg's Vorbis decoder (optional; scratch venv)
+            fns["PyAV (FFmpeg)"] = lambda: _decode_av(path)
+        if importlib.util.find_spec("miniaudio"):  # stb_vorbis (optional; scratch venv)
+            fns["miniaudio (stb_vorbis)"] = lambda: _decode_miniaudio(path)
+        ctx = best_of(fns, a.repeat)
         mins = y.size / sr / 60
         print(f"\ncontext, {Path(path).name} ({y.size / sr:.0f} s, best of {a.repeat}, ms per audio minute, wall / CPU): "
-              f"soundfile.read {ctx['decode'][0] * 1e3 / mins:.1f} / {ctx['decode'][1] * 1e3 / mins:.1f}; "
-              f"soxr 32 -> 48 kHz {ctx['resample'][0] * 1e3 / mins:.1f} / {ctx['resample'][1] * 1e3 / mins:.1f}")
+              + "; ".join(f"{k} {w * 1e3 / mins:.1f} / {c * 1e3 / mins:.1f}" for k, (w, c) in ctx.items()))
+
+
+def _decode_av(path: str) -> np.ndarray:
+    import av
+
+    with av.open(path) as c:
+        s = c.streams.audio[0]
+        s.thread_type = "NONE"
+        return np.concatenate([f.to_ndarray()[0] for f in c.decode(s)])
+
+
+def _decode_miniaudio(path: str) -> np.ndarray:
+    import miniaudio
+
+    info = miniaudio.get_file_info(path)
+    r = miniaudio.decode_file(path, output_format=miniaudio.SampleFormat.FLOAT32, sample_rate=info.sample_rate)
+    return np.frombuffer(r.samples, np.float32)[::r.nchannels]
 
 
 if __name__ == "__main__":

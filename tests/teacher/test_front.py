@@ -14,8 +14,8 @@ from vocalprint.teacher.labels import birdnet_files
 from vocalprint.teacher.runtime import TeacherError, TFLiteModel
 from vocalprint.teacher.surgery import prepare_birdnet
 
-LOGIT_TOL = 5e-3  # logits reach about +-20; measured at most 1.3e-3 on real audio
-EMB_TOL = 2e-3  # measured at most 4e-4
+LOGIT_TOL = 2e-2  # logits reach about +-20; measured at most 9.3e-3 over the 32 dev soundscapes
+EMB_TOL = 1e-2  # measured at most 3.1e-3 there
 # Frames of digital silence (a zero-padded tail, a silent chunk): BirdNET raises each band to the
 # power 0.46 (its square to 0.23), which magnifies the two FFTs' different float32 rounding near
 # zero; measured at most 0.51 in a logit, 0.0015 in a probability, 0.14 in an embedding value (of 1-2)

@@ -133,7 +133,7 @@ class TeacherConfig:
     # chunks per interpreter call (BirdNET's input resized to a batch); not hashed
     chunk_batch: int = 16
     # BirdNET's input spectrograms: "numpy" computes them outside LiteRT, which then runs only the
-    # network (about half the CPU time, logits equal within float32 rounding: docs/results.md,
+    # network (2.4x less CPU time, logits equal within float32 rounding: docs/results.md,
     # "BirdNET's front end"); "model" runs the whole graph. Not hashed: caches are the same either way
     spectrogram: str = "numpy"
     # hop between chunks when scoring test soundscapes (0: stride_s); a larger one is cheaper

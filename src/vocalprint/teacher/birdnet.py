@@ -27,7 +27,7 @@ class BirdNET:
     embeddings are then ``None``.
 
     ``spectrogram="numpy"`` computes BirdNET's input spectrograms in NumPy and runs only its network
-    in LiteRT (:mod:`vocalprint.teacher.front`: about half the CPU time, logits equal within float32
+    in LiteRT (:mod:`vocalprint.teacher.front`: 2.4x less CPU time, logits equal within float32
     rounding); a graph whose front end has another form runs whole. ``"model"`` always runs it whole.
     """
 
