@@ -132,3 +132,11 @@ def test_the_spectrogram_setting_is_checked_and_not_hashed():
     assert fingerprint(whole.teacher) == fingerprint(cfg.teacher)  # caches are the same either way
     with pytest.raises(ConfigError, match="teacher.spectrogram"):
         override(cfg, "teacher.spectrogram", "librosa")
+
+
+def test_a_file_that_is_not_a_model_is_reported_by_name(tmp_path: Path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"not a flatbuffer at all" * 10)
+    assert split_front(bad) is None
+    with pytest.raises(TeacherError, match="broken.tflite"):
+        BirdNET(bad)

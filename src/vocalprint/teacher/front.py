@@ -102,9 +102,12 @@ def split_front(model_path: str | Path) -> tuple[SpectrogramFront, bytes] | None
     from ai_edge_litert import schema_py_generated as schema
     import flatbuffers
 
-    buf = Path(model_path).read_bytes()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(buf, 0))
-    g = model.subgraphs[0]
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(Path(model_path).read_bytes(), 0))
+        g = model.subgraphs[0]
+    except Exception as e:  # not a TFLite flatbuffer: TFLiteModel reports it with the file's name
+        log.info("%s: not split (%s)", Path(model_path).name, e)
+        return None
     ops = g.operators
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
