@@ -10,9 +10,7 @@ import pytest
 from vocalprint.config import Config, ConfigError, fingerprint, override
 from vocalprint.teacher.birdnet import BirdNET
 from vocalprint.teacher.front import split_front
-from vocalprint.teacher.labels import birdnet_files
 from vocalprint.teacher.runtime import TeacherError, TFLiteModel
-from vocalprint.teacher.surgery import prepare_birdnet
 
 LOGIT_TOL = 2e-2  # logits reach about +-20; measured at most 9.3e-3 over the 32 dev soundscapes
 EMB_TOL = 1e-2  # measured at most 3.1e-3 there
@@ -23,12 +21,8 @@ SILENT_PROB_TOL, SILENT_LOGIT_TOL, SILENT_EMB_TOL = 5e-3, 1.0, 0.3
 
 
 @pytest.fixture(scope="module")
-def birdnet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        orig = birdnet_files()[0]
-    except TeacherError as e:
-        pytest.skip(f"BirdNET files absent: {e}")
-    return prepare_birdnet(tmp_path_factory.mktemp("birdnet"), src=orig)
+def birdnet_path(prepared_birdnet: Path) -> Path:
+    return prepared_birdnet
 
 
 def _chunks(n: int, seed: int = 0) -> np.ndarray:

@@ -8,21 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vocalprint.teacher.labels import birdnet_files
-from vocalprint.teacher.runtime import TeacherError, TFLiteModel
-from vocalprint.teacher.surgery import prepare_birdnet
+from vocalprint.teacher.runtime import TFLiteModel
 
 pytest.importorskip("ai_edge_quantizer")
 from vocalprint.teacher.quantize import MODES, QuantizeError, quantize_tflite  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        src = birdnet_files()[0]
-    except TeacherError as e:
-        pytest.skip(f"BirdNET files absent: {e}")
-    return prepare_birdnet(tmp_path_factory.mktemp("bn"), src=src)
+def fp32(prepared_birdnet: Path) -> Path:
+    return prepared_birdnet
 
 
 def _chunks(n: int = 6, seed: int = 0) -> np.ndarray:
