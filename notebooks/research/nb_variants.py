@@ -38,10 +38,8 @@ def main() -> None:
 
     def tokens(x):
         fe = nb_views.front_ends(x, sr=32000, cfg=cfg.mel, which=("logmel", "pcen"))
-        return {v.name: nb_views.encode(pred.index(v.name),
-                                        nb_views.features(fe[v.frontend].astype(np.float16), v,
-                                                          nb_views.tokens_cfg(v, cfg.nb))).astype(np.int64)
-                for v in pred.views}, fe
+        toks = nb_views.view_tokens(fe, pred.views, cfg.nb, pred.nearest())
+        return {v.name: t.astype(np.int64) for v, t in zip(pred.views, toks)}, fe
 
     clips = [load_audio(p, max_s=30) for p in ds.train["path"]]
     bgs = []

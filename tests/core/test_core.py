@@ -239,3 +239,17 @@ def test_file_max_blend_keeps_the_order_within_a_file_and_lifts_files_with_the_s
 
     np.testing.assert_allclose(both, file_max(smooth(p, 0.5), 0.3))
     np.testing.assert_array_equal(postprocess(p[:1], C.SubmitConfig(file_max=0.5)), p[:1])  # one window: as is
+
+
+def test_one_blas_thread_limits_blas_inside_only():
+    from threadpoolctl import threadpool_info
+
+    from vocalprint.core.parallel import one_blas_thread
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert blas_threads() <= {1}
+    assert blas_threads() == before

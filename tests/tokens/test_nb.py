@@ -90,6 +90,61 @@ def test_front_ends_match_the_pipeline_mel(small_cfg):
     assert nb_views.front_ends(x[:100], sr=32000, cfg=small_cfg.mel)["logmel"].shape[1] == small_cfg.mel.n_mels
 
 
+def test_nearest_is_the_faiss_assignment():
+    """The matrix-product search gives Faiss's flat-index ids (centroids drawn apart: no float ties)."""
+    import faiss
+
+    from vocalprint.tokens.codebook import Nearest
+
+    rng = np.random.default_rng(3)
+    for k, d in ((1024, 128), (256, 32), (16, 4)):
+        c = rng.standard_normal((k, d)).astype(np.float32)
+        x = rng.standard_normal((2500, d)).astype(np.float32)
+        ix = faiss.IndexFlatL2(d)
+        ix.add(c)
+        near = Nearest(c, block=700)  # blocks that do not divide the rows
+        ids = near(x)
+        assert ids.dtype == np.uint16 and ids.shape == (2500,)
+        np.testing.assert_array_equal(ids, ix.search(x, 1)[1][:, 0])
+    np.testing.assert_array_equal(near(c[[5, 0, 15]] + 1e-3), [5, 0, 15])
+    with pytest.raises(ValueError, match=r"features must be \[t, 4\]"):
+        near(np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="centroids must be"):
+        Nearest(np.zeros((0, 4), np.float32))
+
+
+def test_view_tokens_equal_each_views_own_features():
+    """Shared float16 rounding, medians and features give, view by view, the nearest centroid of
+    the view's own features: the predictor's float32 frames and the stage's float16 frames alike."""
+    from vocalprint.tokens.codebook import Nearest
+
+    rng = np.random.default_rng(4)
+    cfg = NBConfig(views=("logmel", "pcen", "pcen1", "subbands"), k=64)
+    vs = nb_views.views(cfg, 32)
+    t = 900
+    fe = {"logmel": (rng.standard_normal((t, 32)) * 12 - 60).astype(np.float32),
+          "pcen": np.abs(rng.standard_normal((t, 32))).astype(np.float32)}
+    near = {v.name: Nearest(rng.standard_normal((v.k, v.hi - v.lo)).astype(np.float32)) for v in vs}
+    want = [near[v.name](nb_views.features(fe[v.frontend].astype(np.float16), v, nb_views.tokens_cfg(v, cfg)))
+            for v in vs]
+    got = nb_views.view_tokens(fe, vs, cfg, near)
+    got16 = nb_views.view_tokens({k: a.astype(np.float16) for k, a in fe.items()}, vs, cfg, near)
+    for v, w, g, g16 in zip(vs, want, got, got16):
+        assert len(np.unique(w)) > 5, v.name
+        np.testing.assert_array_equal(g, w, err_msg=v.name)
+        np.testing.assert_array_equal(g16, w, err_msg=v.name)
+    empty = nb_views.view_tokens({k: a[:0] for k, a in fe.items()}, vs, cfg, near)
+    assert all(e.shape == (0,) and e.dtype == np.uint16 for e in empty)
+
+
+def test_band_medians_equal_numpy_median():
+    from vocalprint.tokens.codebook import band_medians
+
+    x = np.random.default_rng(5).standard_normal((1001, 24)).astype(np.float16).astype(np.float32)
+    for a in (x, x[:1000], x[:, 3:11]):  # odd, even, a strided view
+        np.testing.assert_array_equal(band_medians(a), np.median(a, axis=0))
+
+
 def test_views_and_key(small_cfg):
     vs = nb_views.views(NBConfig(views=("logmel", "pcen1", "subbands"), k=1024), 128)
     assert [v.name for v in vs] == ["logmel", "pcen1", "subbands0", "subbands1", "subbands2", "subbands3"]
@@ -137,7 +192,7 @@ def test_predictor_on_demo(built, demo_dir):
     # empty and short audio, more windows than audio
     assert pred.predict(np.zeros(0, np.float32), 2, {}).shape == (2, len(ds.species))
     assert np.isfinite(pred.predict(np.zeros(1000, np.float32), 3, {})).all()
-    # picklable after use (the faiss indexes are rebuilt), same outputs; shared front end reused
+    # picklable after use (the searches are rebuilt), same outputs; shared front end reused
     clone = pickle.loads(pickle.dumps(pred))
     shared: dict = {}
     np.testing.assert_allclose(clone.predict(x, 12, {}, shared), p, rtol=1e-5)

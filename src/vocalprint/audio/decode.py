@@ -48,11 +48,13 @@ def load_audio(path: str | Path, *, sr: int = 32000, max_s: float | None = None)
     if x.size == 0:
         raise AudioError(f"{p}: no audio samples (zero length)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    if not np.isfinite(x).all():
+    hi, lo = float(x.max()), float(x.min())  # NaN and inf show in these; no temporary arrays
+    if not (np.isfinite(hi) and np.isfinite(lo)):
         bad = int((~np.isfinite(x)).sum())
         log.warning("%s: %d NaN/inf samples set to 0", p, bad)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    peak = float(np.abs(x).max())
+        hi, lo = float(x.max()), float(x.min())
+    peak = max(hi, -lo)
     if peak > MAX_PEAK:  # e.g. an unnormalised float WAV: squaring it in the STFT overflows float32
         log.warning("%s: peak %.3g is far beyond full scale; rescaled to 1", p, peak)
         x = x * np.float32(1.0 / peak)

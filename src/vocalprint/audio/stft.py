@@ -17,11 +17,7 @@ over only the frequency bins they touch.
 """
 from __future__ import annotations
 
-import logging
-
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 _PLANS: dict = {}  # (sr, n_fft, basis) -> (window, [(band0, band1, bin0, bin1, W [bins, bands])])
 BLOCK = 64
@@ -80,39 +76,28 @@ def hann_power_numpy(s: np.ndarray, p: np.ndarray) -> None:
     np.add(yr * yr, yi * yi, out=p)
 
 
+def _hann_power_kernel(s, p):  # the numba form of hann_power_numpy (compiled by _compile)
+    rows, nb = p.shape
+    for r in range(rows):
+        a = s[r]
+        q = p[r]
+        yr = 0.5 * a[0] - 0.5 * a[2]
+        q[0] = yr * yr
+        for k in range(1, nb - 1):
+            yr = 0.5 * a[2 * k] - 0.25 * (a[2 * k - 2] + a[2 * k + 2])
+            yi = 0.5 * a[2 * k + 1] - 0.25 * (a[2 * k - 1] + a[2 * k + 3])
+            q[k] = yr * yr + yi * yi
+        yr = 0.5 * a[2 * nb - 2] - 0.5 * a[2 * nb - 4]
+        q[nb - 1] = yr * yr
+
+
 def _compile():
     """The numba form of :func:`hann_power_numpy` (one pass, about 1.3 ms per audio minute against
-    about 5 ms for the time-domain window plus the power). Cached on disk where the package folder
-    is writable; compiled in memory otherwise; the NumPy form if numba fails altogether."""
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency; this keeps the Mel working without it
-        return hann_power_numpy
-
-    def kernel(s, p):
-        rows, nb = p.shape
-        for r in range(rows):
-            a = s[r]
-            q = p[r]
-            yr = 0.5 * a[0] - 0.5 * a[2]
-            q[0] = yr * yr
-            for k in range(1, nb - 1):
-                yr = 0.5 * a[2 * k] - 0.25 * (a[2 * k - 2] + a[2 * k + 2])
-                yi = 0.5 * a[2 * k + 1] - 0.25 * (a[2 * k - 1] + a[2 * k + 3])
-                q[k] = yr * yr + yi * yi
-            yr = 0.5 * a[2 * nb - 2] - 0.5 * a[2 * nb - 4]
-            q[nb - 1] = yr * yr
+    about 5 ms for the time-domain window plus the power), by :func:`vocalprint.core.numeric.jit`."""
+    from vocalprint.core.numeric import jit
 
     probe = (np.zeros((1, 10), np.float32), np.zeros((1, 5), np.float32))
-    for cache in (True, False):
-        try:
-            f = numba.njit(cache=cache, boundscheck=False)(kernel)
-            f(*probe)
-            return f
-        except Exception as e:  # a read-only install cannot cache; anything else: the NumPy form
-            log.debug("hann_power: numba (cache=%s) failed: %s", cache, e)
-    log.warning("numba could not compile the Mel's window kernel; using the NumPy form (slower)")
-    return hann_power_numpy
+    return jit(_hann_power_kernel, probe, hann_power_numpy, "the Mel's window kernel")
 
 
 def hann_power(s: np.ndarray, p: np.ndarray) -> None:

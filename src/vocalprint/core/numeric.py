@@ -1,7 +1,12 @@
 """Small numeric helpers shared by the predictors."""
 from __future__ import annotations
 
+import logging
+from typing import Callable
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -13,3 +18,22 @@ def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Log-odds of probabilities clipped to [eps, 1 - eps], float64."""
     p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
     return np.log(p / (1 - p))
+
+
+def jit(kernel: Callable, probe: tuple, fallback: Callable, name: str) -> Callable:
+    """``kernel`` compiled by numba: cached on disk where the package folder is writable, compiled
+    in memory otherwise, checked by one call on ``probe``; ``fallback`` (its NumPy form) where numba
+    is missing or cannot compile it (logged)."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; this keeps the caller working without it
+        return fallback
+    for cache in (True, False):
+        try:
+            f = numba.njit(cache=cache, boundscheck=False)(kernel)
+            f(*probe)
+            return f
+        except Exception as e:  # a read-only install cannot cache; anything else: the NumPy form
+            log.debug("%s: numba (cache=%s) failed: %s", name, cache, e)
+    log.warning("numba could not compile %s; using its NumPy form (slower)", name)
+    return fallback

@@ -25,7 +25,18 @@ def frame_features(frames: np.ndarray, *, cfg: TokensConfig) -> np.ndarray:
     """
     x = np.asarray(frames, dtype=np.float32)
     if cfg.median_sub and len(x):
-        x = x - np.median(x, axis=0, keepdims=True)
+        x = x - band_medians(x)
+    return normalise_frames(x, cfg=cfg)
+
+
+def band_medians(frames: np.ndarray) -> np.ndarray:
+    """Each band's median over time of frames [t, n_bands] -> [n_bands] (``np.median(axis=0)``,
+    equal to it, taken over a transposed copy where every band is contiguous: 1.3 times faster)."""
+    return np.median(np.ascontiguousarray(np.asarray(frames).T), axis=1)
+
+
+def normalise_frames(x: np.ndarray, *, cfg: TokensConfig) -> np.ndarray:
+    """``cfg.frame_norm`` of each frame of x [t, d] (see :func:`frame_features`) -> float32, contiguous."""
     if cfg.frame_norm == "standardize":
         x = (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-3)
     elif cfg.frame_norm == "l2":
@@ -33,6 +44,34 @@ def frame_features(frames: np.ndarray, *, cfg: TokensConfig) -> np.ndarray:
     elif cfg.frame_norm != "none":
         raise ValueError(f"tokens.frame_norm must be standardize, l2 or none, got {cfg.frame_norm!r}")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class Nearest:
+    """Nearest-centroid ids of feature rows: argmin over centroids ``c`` of ``|c|^2 - 2 x.c``, one
+    float32 matrix product per block of rows. As fast as Faiss's flat index for K=1024 x 128 dims and
+    3.4 times faster for K=256 x 32 (its per-call overhead dominates there); the ids equal Faiss's
+    except where two centroids are equally near within float32 rounding (docs/results.md)."""
+
+    def __init__(self, centroids: np.ndarray, *, block: int = 1024):
+        c = np.asarray(centroids, np.float32)
+        if c.ndim != 2 or not 0 < len(c) <= 65536:
+            raise ValueError(f"centroids must be [k <= 65536, d], got shape {c.shape}")
+        self.k, self.dim, self.block = len(c), c.shape[1], int(block)
+        self._ct = np.ascontiguousarray(c.T)
+        self._norms = np.einsum("kd,kd->k", c, c)
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        """Feature rows [t, d] -> ids [t] uint16."""
+        x = np.asarray(feats, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"features must be [t, {self.dim}], got shape {x.shape}")
+        out = np.empty(len(x), np.uint16)
+        for a in range(0, len(x), self.block):
+            d = x[a:a + self.block] @ self._ct
+            d *= -2.0
+            d += self._norms
+            out[a:a + len(d)] = d.argmin(axis=1)
+        return out
 
 
 @dataclass

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vocalprint.core.numeric import sigmoid
+from vocalprint.core.parallel import one_blas_thread
 
 from vocalprint.tokens.nb.table import window_scores
-from vocalprint.tokens.nb.views import View, encode, features, front_ends, tokens_cfg, view_front_ends
+from vocalprint.tokens.nb.views import View, front_ends, view_front_ends, view_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
     from vocalprint.config import Config
@@ -30,26 +31,27 @@ class NBPredictor:
         self.cfg, self.species = cfg, list(species)
         self.views, self.centroids, self.tables, self.calib = list(views), dict(centroids), dict(tables), dict(calib)
         self.prior = None
-        self._ix: dict = {}
+        self._near: dict = {}
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_ix"} | {"_ix": {}}
+        return {k: v for k, v in self.__dict__.items() if k != "_near"} | {"_near": {}}
 
-    def index(self, name: str):
-        """The faiss index of view ``name``'s centroids (built on first use, not pickled)."""
-        if name not in self._ix:
-            import faiss
+    def __setstate__(self, state: dict) -> None:
+        state.pop("_ix", None)  # a bundle pickled when the search was a Faiss index
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_near", {})
 
-            c = np.ascontiguousarray(self.centroids[name], np.float32)
-            ix = faiss.IndexFlatL2(c.shape[1])
-            ix.add(c)
-            self._ix[name] = ix
-        return self._ix[name]
+    def nearest(self) -> dict:
+        """Each view's nearest-centroid search (:class:`~vocalprint.tokens.codebook.Nearest`),
+        made on first use and not pickled."""
+        if not self._near:
+            from vocalprint.tokens.codebook import Nearest
+
+            self._near = {v.name: Nearest(self.centroids[v.name]) for v in self.views}
+        return self._near
 
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         """Audio [samples] at cfg.audio.sr -> [n, n_species] probabilities of ``n`` windows."""
-        import faiss
-
         from vocalprint.audio.decode import frame_windows
         from vocalprint.core.timing import Clock
 
@@ -67,13 +69,10 @@ class NBPredictor:
                 if c.mel.frontend in fe:  # other members (HeadPredictor, student) reuse these frames
                     shared.setdefault(("mel", c.audio.sr, c.mel), fe[c.mel.frontend])
         clk.lap("mel")
-        faiss.omp_set_num_threads(1)  # one file per process; threads inside would oversubscribe
         t = len(fe[fronts[0]])
         fs = np.zeros((t, len(self.species)), np.float32)
-        toks = []
-        for v in self.views:
-            fr = fe[v.frontend].astype(np.float16)  # as the training frames were stored
-            toks.append(encode(self.index(v.name), features(fr, v, tokens_cfg(v, nb))))
+        with one_blas_thread():  # one file per process; threads inside would oversubscribe
+            toks = view_tokens(fe, self.views, nb, self.nearest())
         clk.lap("tokens")
         for v, tok in zip(self.views, toks):
             fs += v.weight * self.tables[v.name][tok.astype(np.int64)]

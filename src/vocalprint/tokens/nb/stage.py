@@ -12,7 +12,7 @@ import numpy as np
 
 from vocalprint.tokens.nb.table import (add_counts, clip_targets, frame_activity, nb_table, taught_targets,
                                         teacher_probs, window_scores)
-from vocalprint.tokens.nb.views import encode, features, front_ends, tokens_cfg, view_front_ends, views
+from vocalprint.tokens.nb.views import features, front_ends, tokens_cfg, view_front_ends, view_tokens, views
 
 if TYPE_CHECKING:  # pragma: no cover
     from vocalprint.config import Config
@@ -313,6 +313,9 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
         A.save_npy(work / f"codebook_{v.name}.npy", books[v.name].centroids)
 
     # 4. token counts: active frames of the clips, frame targets of the mixes
+    from vocalprint.tokens.codebook import Nearest
+
+    nearest = {v.name: Nearest(books[v.name].centroids) for v in vs}
     pos = {v.name: np.zeros((v.k, n_sp)) for v in vs}
     tot = {v.name: np.zeros(v.k) for v in vs}
     mix_tok = {v.name: [] for v in vs}
@@ -330,8 +333,7 @@ def run(cfg: "Config", ds: "Dataset", root: Path, teacher_dir: Path | None = Non
                 y = clip_targets(extra, item_labels[str(f)])
             else:
                 y = np.asarray(extra, np.float32)
-            for v in vs:
-                tok = encode(books[v.name].index(), features(fr[v.frontend], v, tokens_cfg(v, nb)))
+            for v, tok in zip(vs, view_tokens(fr, vs, nb, nearest)):
                 add_counts(pos[v.name], tot[v.name], tok, y)
                 if kind == "mix":
                     mix_tok[v.name].append(tok)

@@ -83,9 +83,9 @@ def front_ends(x: np.ndarray, *, sr: int, cfg: "MelConfig", which=("logmel", "pc
     if "logmel" in which:
         out["logmel"] = np.ascontiguousarray(10.0 * np.log10(np.maximum(s, 1e-10)), dtype=np.float32)
     if "pcen" in which:
-        import librosa
+        from vocalprint.audio.pcen import pcen
 
-        out["pcen"] = np.ascontiguousarray(librosa.pcen(s.T * (2**31), sr=sr, hop_length=cfg.hop).T, dtype=np.float32)
+        out["pcen"] = pcen(s, sr=sr, hop=cfg.hop)
     return out
 
 
@@ -96,9 +96,29 @@ def features(frames: np.ndarray, v: View, tcfg) -> np.ndarray:
     return frame_features(np.asarray(frames, np.float32)[:, v.lo:v.hi], cfg=tcfg)
 
 
-def encode(index, feats: np.ndarray) -> np.ndarray:
-    """Nearest-centroid ids [t] uint16 of feature rows [t, d] with a faiss index."""
-    if len(feats) == 0:
-        return np.zeros(0, np.uint16)
-    _, ids = index.search(np.ascontiguousarray(feats, np.float32), 1)
-    return ids[:, 0].astype(np.uint16)
+def view_tokens(fe: dict[str, np.ndarray], vs: list[View], cfg: NBConfig, nearest: dict) -> list[np.ndarray]:
+    """Token ids [t] uint16 of every view of ``vs`` from front-end frames ``fe`` (front end ->
+    [t, n_mels], float16 as the stage stores them, or float32, rounded to float16 here): for each
+    view the nearest centroid (``nearest[v.name]``, a :class:`~vocalprint.tokens.codebook.Nearest`)
+    of its :func:`features`. The float16 rounding and the band medians are computed once per front
+    end and the features once per front end and band range (``pcen`` and ``pcen1`` share theirs);
+    the features are equal to :func:`features`' own."""
+    from vocalprint.tokens.codebook import band_medians, normalise_frames
+
+    centred: dict[str, np.ndarray] = {}
+    feats: dict[tuple, np.ndarray] = {}
+    out = []
+    for v in vs:
+        tcfg = tokens_cfg(v, cfg)
+        if not (tcfg.median_sub and tcfg.frame_norm == "standardize"):  # pragma: no cover - tokens_cfg's constants
+            raise ValueError("view_tokens shares median-centred, standardised features only")
+        if v.frontend not in centred:
+            x = np.asarray(fe[v.frontend])
+            x = (x if x.dtype == np.float16 else x.astype(np.float16)).astype(np.float32)
+            centred[v.frontend] = x - band_medians(x) if len(x) else x
+        key = (v.frontend, v.lo, v.hi)
+        if key not in feats:
+            feats[key] = normalise_frames(np.ascontiguousarray(centred[v.frontend][:, v.lo:v.hi]), cfg=tcfg)
+        f = feats[key]
+        out.append(nearest[v.name](f) if len(f) else np.zeros(0, np.uint16))
+    return out

@@ -165,14 +165,16 @@ def kernel_install(wheels: Path, site: Path) -> None:
 
 
 def kernel_warmup(site: Path, env=None) -> None:
-    """Compile and cache the log-Mel's numba kernel (and whatever librosa compiles) once, in
-    ``site``, before the submit's workers start: a fresh install otherwise compiles in every
-    worker, which also inflates the budget's first rate measurement. A failure here only costs
-    that time."""
+    """Compile and cache the front end's numba kernels (the log-Mel's window, PCEN's filter, and
+    whatever librosa compiles) once, in ``site``, before the submit's workers start: a fresh
+    install otherwise compiles in every worker, which also inflates the budget's first rate
+    measurement. A failure here only costs that time."""
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
-    code = ("import numpy as np\nfrom vocalprint.config import Config\nfrom vocalprint.audio.mel import logmel\n"
-            "logmel(np.zeros(32000, np.float32), sr=32000, cfg=Config().mel)\n")
+    code = ("import dataclasses\nimport numpy as np\nfrom vocalprint.config import Config\n"
+            "from vocalprint.audio.mel import logmel\nmel = Config().mel\n"
+            "for m in (mel, dataclasses.replace(mel, frontend='pcen')):\n"
+            "    logmel(np.zeros(32000, np.float32), sr=32000, cfg=m)\n")
     t0 = time.monotonic()
     try:
         kernel_run([sys.executable, "-c", code], env=env)
