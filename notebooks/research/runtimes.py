@@ -13,6 +13,10 @@ Models, made once in ``--work`` (weights do not change the cost; no training):
     ONNX ``DFT`` (opset 17) back in place of that matmul in the ONNX file ("onnx-dft"; "onnx-mm"
     keeps the matmul). ONNX Runtime's int8 is ``quantize_dynamic`` of onnx-dft (spectrogram and
     depthwise convolutions left float, as the project's dynamic_int8 does).
+  * BirdNET's network alone (``birdnet-trunk``: ``teacher.front.split_front``'s trunk, what the
+    project runs since its spectrograms moved to NumPy): no RFFT2D, so tf2onnx and OpenVINO read
+    it as it is. Every engine gets audio and runs the project's NumPy spectrograms before its trunk;
+    the reference stays the whole model in LiteRT.
   * The student, built by the project's code on random weights (``StudentConfig()``, 29 species,
     the Mel front, and ``front="tokens"`` with codebooks fitted on random windows), exported by
     ``student.export.export_tflite`` as float32 and as the project's int8 file (full int8 for the
@@ -48,18 +52,24 @@ CPU and say nothing about one without it.
 """
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
-import logging
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+import os
 
-import numpy as np
+# NumPy's BLAS (the trunk's NumPy front) on one thread: an idle OpenBLAS thread spins after each call
+# and doubled every row's CPU time; the runtimes' own thread pools are set per engine
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 BIRDNET_CHUNKS = 58  # 3-s chunks per audio minute at a 1-s stride
 STUDENT_WINDOWS = 25  # 12 rows, each with its window and the windows shifted by -/+ 2.5 s
@@ -237,6 +247,25 @@ def birdnet_files(work: Path) -> dict[str, Path | None]:
     return f
 
 
+def trunk_files(work: Path) -> dict[str, Path | None]:
+    """BirdNET's network without its spectrograms (``teacher.front.split_front``, what the project
+    runs in LiteRT since the spectrograms moved to NumPy): no RFFT2D, so tf2onnx and OpenVINO read
+    it as it is. ``tflite`` stays the whole model (the accuracy reference)."""
+    from vocalprint.teacher.front import split_front
+    from vocalprint.teacher.surgery import prepare_birdnet
+
+    whole = prepare_birdnet(work)
+    trunk = work / "birdnet_trunk.tflite"
+    if not trunk.is_file():
+        trunk.write_bytes(split_front(whole)[1])
+    f: dict[str, Path | None] = {"tflite": whole, "trunk": trunk}
+    f["trunk-onnx"] = tflite_to_onnx(trunk, work / "birdnet_trunk.onnx")
+    f["trunk-onnx-int8"] = None
+    if f["trunk-onnx"] is not None and have("onnxruntime"):
+        f["trunk-onnx-int8"] = ort_dynamic_int8(f["trunk-onnx"], work / "birdnet_trunk_dynamic_int8.onnx")
+    return f
+
+
 def student_files(work: Path, front: str) -> dict[str, Path | None]:
     out = {q: work / f"student_{front}_{q}.tflite" for q in ("fp32", "int8")}
     if not all(p.is_file() for p in out.values()):
@@ -326,6 +355,45 @@ def ov_engine(precision: str) -> Callable[[Path, int, dict], Run]:
     return make
 
 
+def _numpy_front():
+    """The project's NumPy spectrograms of BirdNET (one per process)."""
+    from vocalprint.teacher.front import split_front
+    from vocalprint.teacher.surgery import prepare_birdnet
+
+    if not _FRONT:
+        _FRONT.append(split_front(prepare_birdnet(Path(_WORK[0])))[0])
+    return _FRONT[0]
+
+
+_FRONT: list = []
+_WORK: list = []  # --work, for _numpy_front
+
+
+def fronted(make: Callable[[Path, int, dict], Run]) -> Callable[[Path, int, dict], Run]:
+    """An engine for the trunk that takes audio: NumPy spectrograms per batch, then ``make``'s."""
+    def wrapped(path: Path, threads: int, widths: dict) -> Run:
+        front, inner = _numpy_front(), make(path, threads, widths)
+
+        def run(x: np.ndarray, bs: int) -> dict:
+            parts = [inner(front(x[a:a + bs]), bs) for a in range(0, len(x), bs)]
+            return {r: np.concatenate([q[r] for q in parts]) for r in widths}
+        return run
+    return wrapped
+
+
+def litert_trunk(path: Path, threads: int, widths: dict) -> Run:
+    """The project's path: ``TFLiteModel`` with the trunk's bytes and the NumPy front."""
+    from vocalprint.teacher.runtime import TFLiteModel
+
+    m = TFLiteModel(path, num_threads=threads, batch_size=TODAY_BATCH, content=path.read_bytes(),
+                    front=_numpy_front())
+
+    def run(x: np.ndarray, bs: int) -> dict:
+        m.batch_size = bs
+        return m.run(x)
+    return run
+
+
 RUNTIMES = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
@@ -355,6 +423,18 @@ def birdnet_variants() -> list[Variant]:
          Variant("openvino", "dynamic int8 (ORT file)", "onnx-int8", ov_engine("f32"), main=False)]
     if have("openvino") and ov_bf16_native():
         v.append(Variant("openvino", "bf16 onnx-dft", "onnx-dft", ov_engine("bf16")))
+    return v
+
+
+def trunk_variants() -> list[Variant]:
+    v = [Variant("litert", "fp32 trunk + NumPy front (project)", "trunk", litert_trunk),
+         Variant("onnxruntime", "fp32 trunk + NumPy front", "trunk-onnx", fronted(ort_engine)),
+         Variant("onnxruntime", "dynamic int8 trunk + NumPy front", "trunk-onnx-int8", fronted(ort_engine),
+                 main=False),
+         Variant("openvino", "f32 trunk tflite + NumPy front", "trunk", fronted(ov_engine("f32"))),
+         Variant("openvino", "f32 trunk onnx + NumPy front", "trunk-onnx", fronted(ov_engine("f32")), main=False)]
+    if have("openvino") and ov_bf16_native():
+        v.append(Variant("openvino", "bf16 trunk tflite + NumPy front", "trunk", fronted(ov_engine("bf16"))))
     return v
 
 
@@ -393,7 +473,7 @@ class Result:
 
 def measure(net: str, files: dict, variants: list[Variant], threads: tuple[int, ...],
             batches: tuple[int, ...], today: int, reps: int, ref_make: Callable) -> list[Result]:
-    x = birdnet_minute() if net == "birdnet" else student_minute()
+    x = birdnet_minute() if net.startswith("birdnet") else student_minute()
     ref = ref_make(files["tflite"], 1, {})(x, 1)
     widths = {k: v.shape[-1] for k, v in ref.items()}
     results: list[Result] = []
@@ -474,8 +554,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/rs/rt/work"),
                     help="model files are made here once")
-    ap.add_argument("--nets", nargs="+", default=["birdnet", "student-mel", "student-tokens"],
-                    choices=["birdnet", "student-mel", "student-tokens"])
+    ap.add_argument("--nets", nargs="+", default=["birdnet", "birdnet-trunk", "student-mel", "student-tokens"],
+                    choices=["birdnet", "birdnet-trunk", "student-mel", "student-tokens"])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--batches", nargs="+", type=int, default=list(BIRDNET_BATCHES),
                     help="BirdNET batch sizes")
@@ -490,6 +570,7 @@ def main() -> None:
     if not have("ai_edge_litert"):
         sys.exit("ai_edge_litert is needed for the reference (LiteRT float32, batch 1)")
     a.work.mkdir(parents=True, exist_ok=True)
+    _WORK.append(a.work)
     print(versions())
     for mod in ("onnxruntime", "openvino"):  # one-off import cost, before anything imports them
         if have(mod):
@@ -505,6 +586,11 @@ def main() -> None:
         if net == "birdnet":
             files, variants, batches, today_b, today_m = (
                 birdnet_files(a.work), birdnet_variants(), tuple(a.batches), TODAY_BATCH, "fp32")
+            ref_make, reps = litert_birdnet, a.reps
+        elif net == "birdnet-trunk":
+            files, variants, batches, today_b, today_m = (
+                trunk_files(a.work), trunk_variants(), tuple(a.batches), TODAY_BATCH,
+                "fp32 trunk + NumPy front (project)")
             ref_make, reps = litert_birdnet, a.reps
         else:
             files, variants, batches, today_b, today_m = (
