@@ -102,6 +102,9 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     m = A.manifest(sdir)
     assert m["inference_params"] <= 12_900_000 / 4 and m["metadata"]  # the demo has lat/lon
     assert "student_int8.tflite" in m["files"] and "windows_mel.npy" not in m["files"]
+    # the whole-file form is exported beside it, for the int8 model only
+    assert "student_fcn_int8.tflite" in m["files"] and m["fcn"]["step"] == 64
+    assert s8.fcn_paths == (sdir / "student_fcn_int8.tflite",) and s32.fcn_paths == ()
     assert m["n_mixes"] == 40 and m["n_windows"] == min(400, m["n_real_windows"] + 40)
     x = load_audio(ds.test_soundscapes[0])
     p8, p32 = s8.predict(x, 12, {}), s32.predict(x, 12, {})
@@ -137,7 +140,15 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     # the ensemble travels in a bundle with both model files
     b = save_bundle(pair, tmp_path / "pair_bundle")
     assert len(list(b.glob("m0_*student_int8.tflite"))) == 2
+    assert len(list(b.glob("m0_*student_fcn_int8.tflite"))) == 2
     np.testing.assert_allclose(load_bundle(b).predict(x, 12, {}), pair.predict(x, 12, {}), rtol=1e-5, atol=1e-6)
+    # and scores a minute off the whole-file graphs when asked
+    fcn = models.predictor(C.override(C.override(tcfg, "distill.members", "2"), "submit.student_fcn", True),
+                           ds, root, "student")
+    back = load_bundle(save_bundle(fcn, tmp_path / "fcn_bundle"))
+    pf = back.predict(x, 12, {})
+    np.testing.assert_allclose(pf, fcn.predict(x, 12, {}), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(pf, pair.predict(x, 12, {})) and np.corrcoef(pf.ravel(), p8.ravel())[0, 1] > 0.5
 
 
 @pytest.mark.slow
@@ -152,7 +163,7 @@ def test_tokens_cnn_trains_exports_and_predicts(trained, tcfg, standin_teacher, 
     assert pred.cfg.distill.front == "tokens" and cfg.distill.front == "mel"
     sdir = pipeline.distill(C.override(cfg, "distill.front", "tokens"), ds, root)[0]
     m = A.manifest(sdir)
-    assert m["config"]["front"] == "tokens" and m["int8_file"] == "weights"
+    assert m["config"]["front"] == "tokens" and m["int8_file"] == "weights" and m["fcn"] is None
     x = load_audio(ds.test_soundscapes[0])
     p = pred.predict(x, 12, {})
     assert p.shape == (12, len(ds.species)) and ((p >= 0) & (p <= 1)).all() and p.std() > 0

@@ -125,7 +125,14 @@ def student_predictor(cfg: Config, ds: Dataset, root: Path, spec):
     from vocalprint.core import artifacts as A
     from vocalprint.student.predictor import StudentPredictor
 
+    from vocalprint.student.fcn import FCN_FILE
+
     sdirs = distill(cfg, ds, root)
     f = f"student_{spec.precision}.tflite"
+    layouts = [A.manifest(d).get("fcn") for d in sdirs]
+    # the whole-file form: int8 only, and only when every member has one of the same geometry
+    fcn = spec.precision == "int8" and all(layouts) and all(x == layouts[0] for x in layouts)
     return StudentPredictor(name=spec.name, cfg=cfg, species=A.manifest(sdirs[0])["species"],
-                            model_paths=[A.verified(d / f) for d in sdirs])
+                            model_paths=[A.verified(d / f) for d in sdirs],
+                            fcn_paths=[A.verified(d / FCN_FILE) for d in sdirs] if fcn else (),
+                            fcn_layout=layouts[0] if fcn else None)

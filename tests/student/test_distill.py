@@ -16,7 +16,7 @@ from vocalprint.student.net import BIRDNET_PARAMS, build_student, count_params, 
 from vocalprint.student.runtime import StudentRunner
 from vocalprint.student.train import epochs_for, losses, pair_up, predict_keras, train_student
 
-STUDENT_MODULES = ("net", "token_front", "train", "export", "runtime")
+STUDENT_MODULES = ("net", "token_front", "train", "export", "runtime", "fcn", "predictor")
 
 N_FRAMES, N_MELS = 312, 128
 BANDS = [(8, 20), (40, 52), (72, 84), (104, 116)]  # one lit band range per species
@@ -530,3 +530,124 @@ def test_a_students_sample_keeps_the_soundscape_sample_whole_and_fills_the_rest(
     for same in (replace(d, max_windows=100), replace(d, max_soundscape_windows=0)):
         np.testing.assert_array_equal(sample_rows(np.random.default_rng(3), 100, range(60, 80), same),
                                       np.random.default_rng(3).permutation(100)[: same.max_windows])
+
+
+# ------------------------------------------------------------------ the whole-file form
+
+def test_whole_file_layout_holds_a_minute_and_its_shifted_windows() -> None:
+    from vocalprint import config as C
+    from vocalprint.student.fcn import fits, layout_for, window_positions, window_starts
+
+    cfg = C.Config()
+    model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=5, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=StudentConfig())
+    lay = layout_for(model, cfg)
+    # stride-4 stem and four 2x poolings: 64 frames a position, 4 positions a 312-frame window
+    assert (lay.step, lay.width) == (64, 4)
+    assert lay.pad == 192 and lay.pad % lay.step == 0  # the -2.5-s windows of the first row
+    starts = window_starts(12, (-2.5, 0.0, 2.5), cfg)
+    assert starts[0].tolist() == [-156, 0, 157] and starts[1, 0] == starts[0, 2]
+    pos = window_positions(starts, lay)
+    # each window moves by at most half a position
+    assert np.abs(pos * lay.step - lay.pad - starts).max() <= lay.step // 2
+    assert fits(3751, pos, lay)  # a one-minute file at hop 512
+    assert not fits(lay.length - lay.pad + 1, pos, lay)  # one frame too long
+    assert not fits(4376, window_positions(window_starts(14, (-2.5, 0.0, 2.5), cfg), lay), lay)  # 70 s
+    lay0 = layout_for(model, C.override(cfg, "submit.student_shift_s", 0.0))
+    assert lay0.pad == 0 and lay0.length < lay.length
+
+
+@pytest.fixture(scope="module")
+def whole_file(trained: tuple, tmp_path_factory) -> dict:
+    """The trained small student as windows (int8) and whole-file graphs (float32, int8), with the
+    frames of a one-minute file made of 12 labelled windows end to end."""
+    from vocalprint import config as C
+    from vocalprint.student.export import write_tflite
+    from vocalprint.student.fcn import calibration_files, export_fcn, fcn_model, layout_for
+
+    model, _ = trained
+    cfg = C.Config()
+    d = tmp_path_factory.mktemp("fcn")
+    lay = layout_for(model, cfg)
+    fp = write_tflite(fcn_model(model, SMALL, lay), d / "fcn_fp32.tflite", outputs=("logits",))
+    rng = np.random.default_rng(0)
+    wins, y, _ = make_windows(64, seed=7)
+    assert export_fcn(model, d / "fcn_int8.tflite", cfg, SMALL, wins, silence=-100.0, rng=rng) == lay
+    rep = calibration_files(wins, lay, n=2, silence=-100.0, rng=rng)
+    assert rep.shape == (2, lay.length, N_MELS) and (rep[:, :lay.pad] == -100.0).all()
+    win8 = export_tflite(model, d / "student_int8.tflite", quant="int8", representative=wins[:32])
+    frames = np.concatenate([wins[:12].reshape(-1, N_MELS), np.full((7, N_MELS), -80.0, np.float32)])
+    return dict(cfg=cfg, lay=lay, fp=fp, int8=d / "fcn_int8.tflite", win8=win8, frames=frames, y=y[:12],
+                wins=wins)
+
+
+def test_whole_file_graph_is_the_students_pooling_and_heads(trained: tuple, whole_file: dict) -> None:
+    import keras
+
+    from vocalprint.student.fcn import fcn_model
+
+    model, _ = trained
+    lay = whole_file["lay"]
+    assert lay.step == 32 and lay.width == 9  # depth 3
+    full = fcn_model(model, SMALL, lay)
+    x = np.full((1, lay.length, N_MELS), -100.0, np.float32)
+    x[0, lay.pad:lay.pad + len(whole_file["frames"])] = whole_file["frames"]
+    trunk = keras.Model(full.inputs[0], full.get_layer("freq_squeeze").output)
+    f = np.asarray(trunk(x, training=False))[0]  # [t, ch]
+    w = lay.width
+    h = np.stack([np.concatenate([f[p:p + w].mean(0), f[p:p + w].max(0)]) for p in range(lay.positions)])
+    k1, b1 = model.get_layer("emb_dense").get_weights()
+    k2, b2 = model.get_layer("logits").get_weights()
+    ref = np.maximum(h @ k1 + b1, 0) @ k2 + b2
+    got = StudentRunner(whole_file["fp"], outputs=("logits",)).predict(x)["logits"][0]
+    assert got.shape == (lay.positions, N_CLASSES)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("which", ["fp", "int8"])
+def test_whole_file_logits_follow_the_windows(trained: tuple, whole_file: dict, which: str) -> None:
+    from vocalprint.student.fcn import window_positions, window_starts
+
+    model, _ = trained
+    lay, frames = whole_file["lay"], whole_file["frames"]
+    # the windowed student on the 12 windows the file is made of (each starts within 6 frames of its row)
+    ref = predict_keras(model, whole_file["wins"][:12])["logits"]
+    x = np.full((1, lay.length, N_MELS), -100.0, np.float32)
+    x[0, lay.pad:lay.pad + len(frames)] = frames
+    pos = window_positions(window_starts(12, (0.0,), whole_file["cfg"]), lay)[:, 0]
+    got = StudentRunner(whole_file[which], outputs=("logits",)).predict(x)["logits"][0][pos]
+    assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.9
+    # a window read at the wrong position would score its neighbour's species
+    assert auc(got.ravel(), whole_file["y"].ravel()) > 0.9
+    out = StudentRunner(whole_file[which], outputs=("logits",)).predict(x)["logits"][0]
+    assert auc(out[pos[1:]].ravel(), whole_file["y"][:-1].ravel()) < 0.75
+
+
+def test_predictor_reads_a_minute_off_the_whole_file_graph_and_falls_back(whole_file: dict, caplog) -> None:
+    from vocalprint import config as C
+    from vocalprint.student.predictor import StudentPredictor
+
+    cfg = C.Config()
+    on = C.override(cfg, "submit.student_fcn", True)
+    rng = np.random.default_rng(3)
+    kw = dict(name="student", species=[f"s{i}" for i in range(N_CLASSES)], model_paths=[whole_file["win8"]])
+    fcn = dict(fcn_paths=[whole_file["int8"]], fcn_layout=whole_file["lay"].to_dict())
+    for seconds in (60, 70):
+        audio = (0.05 * rng.standard_normal(seconds * 32000)).astype(np.float32)
+        t = np.arange(32000 * 2) / 32000
+        for k in range(0, seconds - 5, 9):  # tone bursts in one band
+            audio[k * 32000:(k + 2) * 32000] += 0.5 * np.sin(2 * np.pi * 2500 * t).astype(np.float32)
+        n = seconds // 5
+        windows = StudentPredictor(cfg=on, **kw).predict(audio, n, {})  # no whole-file form: windows
+        plain = StudentPredictor(cfg=cfg, **kw, **fcn).predict(audio, n, {})
+        np.testing.assert_array_equal(windows, plain)
+        times: dict = {}
+        with caplog.at_level("INFO", logger="vocalprint.student.predictor"):
+            got = StudentPredictor(cfg=on, **kw, **fcn).predict(audio, n, times)
+        assert got.shape == (n, N_CLASSES) and np.isfinite(got).all() and "model" in times
+        if seconds == 60:
+            assert not np.array_equal(got, plain)
+            assert np.corrcoef(got.ravel(), plain.ravel())[0, 1] > 0.8
+        else:  # longer than the graph's minute: window by window, said in the log
+            np.testing.assert_array_equal(got, plain)
+            assert "does not fit the whole-file graph" in caplog.text

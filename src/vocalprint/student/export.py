@@ -42,6 +42,20 @@ def export_tflite(
     The file is written to a temporary name and moved into place. Returns ``path``.
     """
     import keras
+
+    infer = keras.Model(model.inputs[0],
+                        {k: model.get_layer(k).output for k in INFER_OUTPUTS},
+                        name="vocalprint_student_infer")
+    return write_tflite(infer, path, outputs=INFER_OUTPUTS, quant=quant, representative=representative,
+                        int8_io=int8_io)
+
+
+def write_tflite(infer: Any, path: Path, *, outputs: tuple[str, ...], quant: str = "none",
+                 representative: np.ndarray | None = None, int8_io: bool = False) -> Path:
+    """Write the Keras model ``infer`` (one input ``[batch, n_frames, n_mels]``, a dict of
+    ``outputs``) as a TFLite flatbuffer with the signature input :data:`INPUT_NAME`; ``quant``,
+    ``representative`` and ``int8_io`` as in :func:`export_tflite`. Returns ``path``."""
+    import keras
     import tensorflow as tf
 
     if quant not in ("none", "int8", "weights"):
@@ -49,10 +63,7 @@ def export_tflite(
     if quant == "int8" and (representative is None or len(representative) == 0):
         raise ValueError("int8 export needs representative windows")
     path = Path(path)
-    _, n_frames, n_mels = model.inputs[0].shape
-    infer = keras.Model(model.inputs[0],
-                        {k: model.get_layer(k).output for k in INFER_OUTPUTS},
-                        name="vocalprint_student_infer")
+    _, n_frames, n_mels = infer.inputs[0].shape
 
     # Keras 3 variables are not tracked by a bare tf.function / concrete function (the converter
     # then silently drops them: a 24 kB model that outputs NaN). Go through a SavedModel written
@@ -60,7 +71,7 @@ def export_tflite(
     # without its SELECT_TF_OPS fallback: builtin ops only, no TF runtime needed at inference).
     def serve(mels):  # type: ignore[no-untyped-def]
         out = infer(mels, training=False)
-        return {k: out[k] for k in INFER_OUTPUTS}
+        return {k: out[k] for k in outputs}
 
     sm_dir = tempfile.mkdtemp(prefix="student_sm_")
     try:

@@ -1,6 +1,7 @@
 """The distilled student as a model: log-Mel (or token) windows, shifted windows, TFLite members."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -12,29 +13,42 @@ from vocalprint.config import Config, frames_per_window
 from vocalprint.core.numeric import sigmoid
 from vocalprint.core.parallel import process_cached
 from vocalprint.core.timing import Clock
+from vocalprint.student.fcn import FcnLayout, fits, window_positions, window_starts
+
+log = logging.getLogger(__name__)
+_WARNED: list[bool] = []  # the missing whole-file form is said once per process
 
 
 class StudentPredictor:
     """The distilled student: log-Mel windows -> TFLite CNN(s) -> sigmoid of the species logits.
 
     ``model_paths``: one exported student, or several (``distill.members``) whose logits are
-    averaged (an ensemble in log-odds)."""
+    averaged (an ensemble in log-odds). ``fcn_paths``/``fcn_layout``: the same members' whole-file
+    form (:mod:`vocalprint.student.fcn`), used with ``submit.student_fcn`` for the files it holds."""
 
-    external = ("model_paths",)
+    external = ("model_paths", "fcn_paths")
 
-    def __init__(self, *, name: str, cfg: Config, species: list[str], model_paths: Sequence[Path]):
+    def __init__(self, *, name: str, cfg: Config, species: list[str], model_paths: Sequence[Path],
+                 fcn_paths: Sequence[Path] = (), fcn_layout: dict | None = None):
         self.name, self.cfg, self.species = name, cfg, list(species)
         self.model_paths = tuple(Path(p) for p in model_paths)
         if not self.model_paths:
             raise ValueError("a student predictor needs at least one model file")
-        self._run = None
+        self.fcn_paths = tuple(Path(p) for p in fcn_paths)
+        if self.fcn_paths and len(self.fcn_paths) != len(self.model_paths):
+            raise ValueError(f"{len(self.fcn_paths)} whole-file students for {len(self.model_paths)} members")
+        self.fcn_layout = FcnLayout.from_dict(fcn_layout) if self.fcn_paths and fcn_layout else None
+        self._run = self._fcn = None
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_run"} | {"_run": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_run", "_fcn")} | {"_run": None, "_fcn": None}
 
     def __setstate__(self, state: dict) -> None:
         if "model_path" in state:  # a bundle pickled before students could be ensembles
             state["model_paths"] = (state.pop("model_path"),)
+        state.setdefault("fcn_paths", ())  # a bundle pickled before the whole-file form
+        state.setdefault("fcn_layout", None)
+        state.setdefault("_fcn", None)
         self.__dict__.update(state)
 
     def runner(self):
@@ -47,19 +61,53 @@ class StudentPredictor:
                 [StudentRunner(p, threads=1) for p in self.model_paths]))
         return self._run
 
+    def fcn_runner(self):
+        """The whole-file interpreters (one set per process, made on first use), or None when the
+        students have no whole-file form (built before it existed, or a float32 model)."""
+        from vocalprint.student.runtime import StudentEnsemble, StudentRunner
+
+        if not self.fcn_paths or self.fcn_layout is None:
+            if not _WARNED:
+                _WARNED.append(True)
+                log.warning("%s: submit.student_fcn is set but the students have no whole-file form "
+                            "(retrain them to get it); scoring window by window", self.name)
+            return None
+        if self._fcn is None:
+            key = ("student-fcn", *map(str, self.fcn_paths))
+            self._fcn = process_cached(key, lambda: StudentEnsemble(
+                [StudentRunner(p, threads=1, outputs=("logits",)) for p in self.fcn_paths]))
+        return self._fcn
+
     def predict(self, x: np.ndarray, n: int, times: dict, shared: dict | None = None) -> np.ndarray:
         c = self.cfg
         clk = Clock(times)
-        run = self.runner()
+        fcn = self.fcn_runner() if c.submit.student_fcn else None
+        run = self.runner() if fcn is None else None
         clk.lap("load")  # the interpreters, once per process
         frames = mel_frames(x, c, shared)
         clk.lap("mel")
         shift = c.submit.student_shift_s  # each row: max over its window and the windows shifted by -/+ shift
         offsets = (-shift, 0.0, shift) if shift > 0 else (0.0,)
-        wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), offsets_s=offsets, cfg=c)
-        out = run.predict(wins)["logits"][rows].max(axis=1)
+        out = None if fcn is None else self._whole_file(fcn, frames, n, offsets)
+        if out is None:
+            wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), offsets_s=offsets, cfg=c)
+            out = (run or self.runner()).predict(wins)["logits"][rows]
+        out = out.max(axis=1)
         clk.lap("model")
         return sigmoid(out)
+
+    def _whole_file(self, fcn, frames: np.ndarray, n: int, offsets: tuple[float, ...]) -> np.ndarray | None:
+        """``[n, len(offsets), C]`` logits from the whole-file graph, or None (logged) for a file
+        it does not hold (longer than the graph's minute, or a shift past its edges)."""
+        lay = self.fcn_layout
+        pos = window_positions(window_starts(n, offsets, self.cfg), lay)
+        if not fits(len(frames), pos, lay):
+            log.info("%s: a file of %d frames does not fit the whole-file graph (%d); scored window by "
+                     "window", self.name, len(frames), lay.length - lay.pad)
+            return None
+        x = np.full((1, lay.length, frames.shape[1]), silence(self.cfg.mel), np.float32)
+        x[0, lay.pad:lay.pad + len(frames)] = frames
+        return fcn.predict(x)["logits"][0][pos]
 
 
 def student_windows(frames: np.ndarray, *, n: int, fpw: int, cfg: Config) -> np.ndarray:
@@ -84,9 +132,7 @@ def shifted_windows(frames: np.ndarray, *, n: int, fpw: int, offsets_s: tuple[fl
     off = np.asarray(offsets_s, np.float64)
     if off.size == 0 or (np.abs(off) >= 2 * cfg.audio.window_s).any():
         raise ValueError(f"window offsets must lie within ±{2 * cfg.audio.window_s} s, got {tuple(offsets_s)}")
-    fps = cfg.audio.sr / cfg.mel.hop
-    t = np.arange(n)[:, None] * cfg.audio.window_s + off[None, :]
-    starts = np.ceil(np.round(t * fps, 6)).astype(np.int64)
+    starts = window_starts(n, offsets_s, cfg)
     uniq, inv = np.unique(starts, return_inverse=True)
     out = np.full((len(uniq), fpw, frames.shape[1]), silence(cfg.mel), np.float32)
     for j, a in enumerate(uniq):

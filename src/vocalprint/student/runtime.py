@@ -21,19 +21,20 @@ class StudentRunner:
     :func:`~vocalprint.teacher.runtime.quantize` and :func:`~vocalprint.teacher.runtime.dequantize`.
     """
 
-    def __init__(self, path: Path, *, threads: int = 1) -> None:
+    def __init__(self, path: Path, *, threads: int = 1, outputs: tuple[str, ...] = INFER_OUTPUTS) -> None:
         self.path = Path(path)
+        self.outputs = tuple(outputs)
         self._it = interpreter(self.path, threads=threads)
         sigs = self._it.get_signature_list()
         self._runner = None
         if sigs:
             key = next(iter(sigs))
             outs = set(sigs[key]["outputs"])
-            if set(INFER_OUTPUTS) <= outs:
+            if set(self.outputs) <= outs:
                 self._runner = self._it.get_signature_runner(key)
                 self._in_name = sigs[key]["inputs"][0]
         if self._runner is None:
-            raise ValueError(f"{path}: no signature with outputs {INFER_OUTPUTS}")
+            raise ValueError(f"{path}: no signature with outputs {self.outputs}")
         ind = self._runner.get_input_details()[self._in_name]
         self.input_shape = tuple(int(v) for v in ind["shape_signature"][1:]) or tuple(
             int(v) for v in ind["shape"][1:])
@@ -48,7 +49,8 @@ class StudentRunner:
         return self._in_dtype != np.float32
 
     def predict(self, mels: np.ndarray, *, batch: int = 64) -> dict[str, np.ndarray]:
-        """``mels`` ``[n, n_frames, n_mels]`` -> ``{"logits": [n, C], "embedding": [n, E]}``.
+        """``mels`` ``[n, n_frames, n_mels]`` -> ``{"logits": [n, C], "embedding": [n, E]}`` (the
+        runner's ``outputs``; a whole-file graph's ``logits`` are ``[n, positions, C]``).
 
         Runs in chunks of ``batch`` windows (the last one padded to the same shape).
         """
@@ -56,7 +58,7 @@ class StudentRunner:
         if mels.ndim != 3 or tuple(mels.shape[1:]) != self.input_shape[-2:]:
             raise ValueError(f"mels shape {mels.shape}, model wants [n, {self.input_shape}]")
         n = len(mels)
-        outs: dict[str, list] = {k: [] for k in INFER_OUTPUTS}
+        outs: dict[str, list] = {k: [] for k in self.outputs}
         if n == 0:
             raise ValueError("no windows")
         bs = max(1, min(batch, n))
@@ -66,7 +68,7 @@ class StudentRunner:
             if k < bs:
                 x = np.concatenate([x, np.repeat(x[-1:], bs - k, axis=0)])
             res = self._runner(**{self._in_name: quantize(x, self._in_dtype, self._in_q)})
-            for key in INFER_OUTPUTS:
+            for key in self.outputs:
                 outs[key].append(dequantize(res[key], self._out_q[key])[:k])
         return {k: np.concatenate(v) for k, v in outs.items()}
 

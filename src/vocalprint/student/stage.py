@@ -285,7 +285,8 @@ def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir:
 
 def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
         member: int = 0, pseudo_dir: Path | None = None, round_: int = 0) -> Path:
-    """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``.
+    """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``, and
+    for a Mel student its whole-file int8 form (:mod:`vocalprint.student.fcn`, layout in the manifest).
 
     ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
     initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``).
@@ -376,6 +377,11 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         rep = np.asarray(X[rng.choice(len(X), min(256, len(X)), replace=False)], np.float32)
         export_tflite(model, work / "student_fp32.tflite", quant="none")
         export_tflite(model, work / "student_int8.tflite", quant=quant, representative=rep)
+        fcn = None
+        if cfg.distill.front == "mel":  # the whole-file form (submit.student_fcn)
+            from vocalprint.student.fcn import FCN_FILE, export_fcn
+
+            fcn = export_fcn(model, work / FCN_FILE, cfg, tcfg, X, silence=M.silence(cfg.mel), rng=rng).to_dict()
     del X
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small
     A.write_json(work / "history.json", hist)
@@ -385,7 +391,7 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
                                   "upstream": [tfeat_dir.name, cache_dir.name] + ([tm.name] if tm else [])
                                   + ([pseudo_dir.name] if pseudo_dir is not None else []),
                                   "n_windows": int(len(keep)), "presentations": int(hist["presentations"]),
-                                  "int8_file": quant,
+                                  "int8_file": quant, "fcn": fcn,
                                   "n_labelled": int(np.isfinite(Y).all(axis=1).sum()), "metadata": bool(use_meta),
                                   "n_real_windows": n_real, "n_mixes": int(cfg.distill.n_mixes),
                                   "params": count_params(model), "inference_params": inference_params(model),

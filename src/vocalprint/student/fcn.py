@@ -1,0 +1,151 @@
+"""The student over a whole file at once: its convolutions run once over the file's frames, and
+every window's logits are read off the shared feature map.
+
+A student is trained on 5-s windows; at inference each row takes the max over its own window and
+the windows shifted by ``submit.student_shift_s``, so every frame of a one-minute file passes
+through the convolutions about twice (25 windows of 312 frames for 3,751 frames). The same
+weights rebuilt for a whole file's length (:func:`fcn_model`) compute the convolutions once; the
+time pooling of a window (mean and max over its ``width`` output positions, then the two dense
+layers) becomes a pooling of stride 1 over the file's positions, so the graph outputs the logits of
+a window starting at every position (``[positions, C]``). A window that starts at frame ``s`` reads
+position ``round((s + pad) / step)``: its start moves by at most half a position (``step / 2``
+frames, 0.5 s for the default student), and its edges see the neighbouring audio instead of the
+zero padding the student saw while training. The dev AUC of both forms is in ``docs/results.md``.
+
+:class:`FcnLayout` is what the predictor needs to place windows on the graph; it is stored in the
+student stage's manifest. TensorFlow/Keras are imported inside functions.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from vocalprint.config import Config, frames_per_window
+
+FCN_FILE = "student_fcn_int8.tflite"
+
+
+@dataclass(frozen=True)
+class FcnLayout:
+    """The whole-file graph's geometry: ``length`` input frames, of which the first ``pad`` are
+    silence before the file; one output position per ``step`` frames; a training window spans
+    ``width`` positions. Logit row ``p`` is the window over positions ``p .. p + width - 1``."""
+
+    length: int
+    pad: int
+    step: int
+    width: int
+
+    @property
+    def positions(self) -> int:
+        return self.length // self.step - self.width + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FcnLayout":
+        return cls(**{k: int(d[k]) for k in ("length", "pad", "step", "width")})
+
+
+def window_starts(n: int, offsets_s: tuple[float, ...], cfg: Config) -> np.ndarray:
+    """First frame of row i's window shifted by each offset: ``[n, len(offsets_s)]`` (may be
+    negative); the frame holding the window's start time, as the windowed student reads it."""
+    fps = cfg.audio.sr / cfg.mel.hop
+    t = np.arange(n)[:, None] * cfg.audio.window_s + np.asarray(offsets_s, np.float64)[None, :]
+    return np.ceil(np.round(t * fps, 6)).astype(np.int64)
+
+
+def window_positions(starts: np.ndarray, layout: FcnLayout) -> np.ndarray:
+    """The logit row of the whole-file graph nearest to each window start (frames)."""
+    return np.floor((np.asarray(starts) + layout.pad) / layout.step + 0.5).astype(np.int64)
+
+
+def fits(n_frames: int, positions: np.ndarray, layout: FcnLayout) -> bool:
+    """Whether a file of ``n_frames`` frames and its windows' ``positions`` fit the graph."""
+    return (layout.pad + n_frames <= layout.length and positions.size > 0
+            and int(positions.min()) >= 0 and int(positions.max()) < layout.positions)
+
+
+def time_step(model: Any) -> int:
+    """Frames per output position of a Keras student: the product of the time strides of its
+    convolutions and poolings."""
+    step = 1
+    for layer in model.layers:
+        s = getattr(layer, "strides", None)
+        if s is not None and type(layer).__name__ in ("Conv2D", "MaxPooling2D", "Conv1D", "MaxPooling1D"):
+            step *= int(s[0] if isinstance(s, (tuple, list)) else s)
+    return step
+
+
+def layout_for(model: Any, cfg: Config, file_s: float = 60.0) -> FcnLayout:
+    """The geometry that holds a ``file_s``-second file and every window of its rows at the
+    offsets ``-/+ submit.student_shift_s`` (the competition's one-minute soundscapes by default)."""
+    step = time_step(model)
+    width = int(model.get_layer("freq_squeeze").output.shape[1])
+    shift = cfg.submit.student_shift_s
+    offsets = (-shift, 0.0, shift) if shift > 0 else (0.0,)
+    n_rows = int(round(file_s / cfg.audio.window_s))
+    n_frames = 1 + int(file_s * cfg.audio.sr) // cfg.mel.hop  # librosa's centred frames
+    starts = window_starts(n_rows, offsets, cfg)
+    pad = step * int(np.ceil(max(0, -int(starts.min())) / step))
+    last = int(window_positions(starts, FcnLayout(0, pad, step, width)).max())
+    length = step * max(last + width, int(np.ceil((pad + n_frames) / step)))
+    return FcnLayout(length=length, pad=pad, step=step, width=width)
+
+
+def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
+    """The Keras student ``model`` (trained on windows; ``cfg`` its ``StudentConfig``) rebuilt for
+    ``layout.length`` frames with the same weights: input ``mels`` ``[b, length, n_mels]``, output
+    ``logits`` ``[b, positions, C]``."""
+    import keras
+    from keras import layers
+
+    from vocalprint.student.net import build_student
+
+    names = {lay.name for lay in model.layers}
+    full = build_student(
+        n_frames=layout.length, n_mels=int(model.inputs[0].shape[2]),
+        n_classes=int(model.get_layer("logits").units),
+        teacher_emb_dim=int(model.get_layer("emb_proj").units),
+        n_meta=int(model.get_layer("meta").units) if "meta" in names else 0, cfg=cfg)
+    for lay in model.layers:
+        if lay.weights:
+            full.get_layer(lay.name).set_weights(lay.get_weights())
+    x = full.get_layer("freq_squeeze").output  # [b, t, ch]
+    h = layers.Concatenate(name="fcn_pool")([  # the order of the window student's time_pool
+        layers.AveragePooling1D(layout.width, strides=1, name="fcn_mean")(x),
+        layers.MaxPooling1D(layout.width, strides=1, name="fcn_max")(x)])
+    e = layers.ReLU(name="fcn_embedding")(full.get_layer("emb_dense")(h))
+    return keras.Model(full.inputs[0], {"logits": full.get_layer("logits")(e)}, name="vocalprint_student_fcn")
+
+
+def calibration_files(windows: np.ndarray, layout: FcnLayout, *, n: int, silence: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """``n`` whole-file inputs ``[n, length, n_mels]`` for int8 calibration: random training
+    windows end to end, with the graph's leading silence."""
+    fpw = windows.shape[1]
+    k = int(np.ceil(layout.length / fpw))
+    out = np.empty((n, layout.length, windows.shape[2]), np.float32)
+    for i in range(n):
+        idx = np.sort(rng.choice(len(windows), k, replace=len(windows) < k))
+        out[i] = np.concatenate([np.asarray(windows[j], np.float32) for j in idx])[:layout.length]
+        out[i, :layout.pad] = silence
+    return out
+
+
+def export_fcn(model: Any, path: Any, cfg: Config, student_cfg: Any, windows: np.ndarray, *,
+               silence: float, rng: np.random.Generator, n_calib: int = 16) -> FcnLayout:
+    """Write the whole-file form of ``model`` as full-integer int8 TFLite (float I/O), calibrated
+    on :func:`calibration_files` of its training ``windows``; returns its layout."""
+    from vocalprint.student.export import write_tflite
+
+    if windows.shape[1] != frames_per_window(cfg):
+        raise ValueError(f"windows of {windows.shape[1]} frames, the student's are {frames_per_window(cfg)}")
+    layout = layout_for(model, cfg)
+    rep = calibration_files(windows, layout, n=n_calib, silence=silence, rng=rng)
+    write_tflite(fcn_model(model, student_cfg, layout), path, outputs=("logits",), quant="int8",
+                 representative=rep)
+    return layout
