@@ -12,11 +12,8 @@ difference (whole soundscapes resampled). The members are trained first when mis
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
-
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # an idle OpenBLAS thread spinning would count as model time
 
 import numpy as np
 import pandas as pd
@@ -26,11 +23,12 @@ def main() -> None:
     from _student import dev_setup
 
     from vocalprint import models
-    from vocalprint.audio.decode import load_audio
+    from vocalprint.audio.decode import load_audio, n_windows, row_ids
     from vocalprint.audio.mel import mel_frames
     from vocalprint.config import frames_per_window
     from vocalprint.core.metrics import macro_auc, paired_bootstrap_diff
     from vocalprint.core.numeric import sigmoid
+    from vocalprint.student.fcn import row_offsets
     from vocalprint.student.predictor import shifted_windows
     from vocalprint.tools.evaluate import taxon_groups
 
@@ -43,12 +41,11 @@ def main() -> None:
     if fcn is None:
         raise SystemExit("the students have no whole-file form: retrain them")
     win = pred.runner()
-    shift = cfg.submit.student_shift_s
-    offsets = (-shift, 0.0, shift) if shift > 0 else (0.0,)
+    offsets = row_offsets(cfg)
     files = []
     for path in sorted(ds.test_soundscapes):
         x = load_audio(path)
-        n = int(np.ceil(len(x) / cfg.audio.sr / cfg.audio.window_s))
+        n = n_windows(len(x), sr=cfg.audio.sr, window_s=cfg.audio.window_s)
         files.append((Path(path).stem, n, len(x) / cfg.audio.sr / 60, mel_frames(x, cfg, None)))
     minutes = sum(f[2] for f in files)
 
@@ -57,7 +54,7 @@ def main() -> None:
         return win.predict(w)["logits"][rows]
 
     def whole(frames: np.ndarray, n: int) -> np.ndarray:
-        out = pred._whole_file(fcn, frames, n, offsets)
+        out = pred.whole_file_logits(fcn, frames, n, offsets)
         if out is None:
             raise SystemExit("a test file does not fit the whole-file graph")
         return out
@@ -83,7 +80,7 @@ def main() -> None:
           f"{np.corrcoef(a_rows.ravel(), b_rows.ravel())[0, 1]:.4f}; logit range "
           f"{a_rows.min():.1f} .. {a_rows.max():.1f}")
 
-    ids = [f"{stem}_{int(cfg.audio.window_s * (i + 1))}" for stem, n, _, _ in files for i in range(n)]
+    ids = [r for stem, n, _, _ in files for r in row_ids(stem, n, window_s=cfg.audio.window_s)]
     subs = {k: pd.DataFrame(sigmoid(v), columns=pred.species).assign(row_id=ids) for k, v in
             (("windows", a_rows), ("whole file", b_rows))}
     subs = {k: s.set_index("row_id").loc[solution["row_id"]].reset_index() for k, s in subs.items()}

@@ -50,6 +50,13 @@ class FcnLayout:
         return cls(**{k: int(d[k]) for k in ("length", "pad", "step", "width")})
 
 
+def row_offsets(cfg: Config) -> tuple[float, ...]:
+    """The shifts (seconds) of the windows a row takes its max over: ``-/+ submit.student_shift_s``
+    and the row's own window, or the row's window alone when the shift is 0."""
+    shift = cfg.submit.student_shift_s
+    return (-shift, 0.0, shift) if shift > 0 else (0.0,)
+
+
 def window_starts(n: int, offsets_s: tuple[float, ...], cfg: Config) -> np.ndarray:
     """First frame of row i's window shifted by each offset: ``[n, len(offsets_s)]`` (may be
     negative); the frame holding the window's start time, as the windowed student reads it."""
@@ -83,13 +90,14 @@ def time_step(model: Any) -> int:
 def layout_for(model: Any, cfg: Config, file_s: float = 60.0) -> FcnLayout:
     """The geometry that holds a ``file_s``-second file and every window of its rows at the
     offsets ``-/+ submit.student_shift_s`` (the competition's one-minute soundscapes by default)."""
+    from vocalprint.audio.clips import n_frames as frames_of
+    from vocalprint.audio.decode import n_windows
+
     step = time_step(model)
     width = int(model.get_layer("freq_squeeze").output.shape[1])
-    shift = cfg.submit.student_shift_s
-    offsets = (-shift, 0.0, shift) if shift > 0 else (0.0,)
-    n_rows = int(round(file_s / cfg.audio.window_s))
-    n_frames = 1 + int(file_s * cfg.audio.sr) // cfg.mel.hop  # librosa's centred frames
-    starts = window_starts(n_rows, offsets, cfg)
+    n_samples = int(round(file_s * cfg.audio.sr))
+    n_frames = frames_of(n_samples, cfg)
+    starts = window_starts(n_windows(n_samples, sr=cfg.audio.sr, window_s=cfg.audio.window_s), row_offsets(cfg), cfg)
     pad = step * int(np.ceil(max(0, -int(starts.min())) / step))
     last = int(window_positions(starts, FcnLayout(0, pad, step, width)).max())
     length = step * max(last + width, int(np.ceil((pad + n_frames) / step)))

@@ -13,7 +13,7 @@ from vocalprint.config import Config, frames_per_window
 from vocalprint.core.numeric import sigmoid
 from vocalprint.core.parallel import process_cached
 from vocalprint.core.timing import Clock
-from vocalprint.student.fcn import FcnLayout, fits, window_positions, window_starts
+from vocalprint.student.fcn import FcnLayout, fits, row_offsets, window_positions, window_starts
 
 log = logging.getLogger(__name__)
 _WARNED: list[bool] = []  # the missing whole-file form is said once per process
@@ -82,21 +82,21 @@ class StudentPredictor:
         c = self.cfg
         clk = Clock(times)
         fcn = self.fcn_runner() if c.submit.student_fcn else None
-        run = self.runner() if fcn is None else None
+        if fcn is None:
+            self.runner()
         clk.lap("load")  # the interpreters, once per process
         frames = mel_frames(x, c, shared)
         clk.lap("mel")
-        shift = c.submit.student_shift_s  # each row: max over its window and the windows shifted by -/+ shift
-        offsets = (-shift, 0.0, shift) if shift > 0 else (0.0,)
-        out = None if fcn is None else self._whole_file(fcn, frames, n, offsets)
+        offsets = row_offsets(c)  # each row: max over its window and the windows shifted by -/+ the shift
+        out = None if fcn is None else self.whole_file_logits(fcn, frames, n, offsets)
         if out is None:
             wins, rows = shifted_windows(frames, n=n, fpw=frames_per_window(c), offsets_s=offsets, cfg=c)
-            out = (run or self.runner()).predict(wins)["logits"][rows]
+            out = self.runner().predict(wins)["logits"][rows]
         out = out.max(axis=1)
         clk.lap("model")
         return sigmoid(out)
 
-    def _whole_file(self, fcn, frames: np.ndarray, n: int, offsets: tuple[float, ...]) -> np.ndarray | None:
+    def whole_file_logits(self, fcn, frames: np.ndarray, n: int, offsets: tuple[float, ...]) -> np.ndarray | None:
         """``[n, len(offsets), C]`` logits from the whole-file graph, or None (logged) for a file
         it does not hold (longer than the graph's minute, or a shift past its edges)."""
         lay = self.fcn_layout
