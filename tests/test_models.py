@@ -94,6 +94,7 @@ def test_student_trains_exports_and_predicts(trained, tcfg, standin_teacher, tmp
     model, labels = standin_teacher
     tcfg = C.override(C.override(tcfg, "teacher.model_path", model), "teacher.labels_path", labels)
     tcfg = C.override(tcfg, "distill.metadata", True)  # off by default; the demo has lat/lon
+    tcfg = C.override(tcfg, "submit.student_fcn", False)  # window by window; the whole-file form below
     s8 = models.predictor(tcfg, ds, root, "student")
     cache = root / "teacher" / teach.cache_key(tcfg, ds)
     assert A.manifest(cache)["n_matched"] == len(ds.species)  # soft targets for every species

@@ -84,6 +84,17 @@ def test_a_variant_is_a_model_under_other_settings():
         models.variant(C.Config(), "birdnet-zeroshot@teacher.chunk_batch=0")
 
 
+def test_a_variant_list_keeps_list_values_whole():
+    items = models.variant_items("loudness, tokens-nb@nb.views=logmel,pcen,subbands@nb.k=512,student,")
+    assert items == ["loudness", "tokens-nb@nb.views=logmel,pcen,subbands@nb.k=512", "student"]
+    name, cfg = models.variant(C.Config(), items[1])
+    assert name == "tokens-nb" and cfg.nb.views == ("logmel", "pcen", "subbands") and cfg.nb.k == 512
+    # a piece that is no model name and follows no variant is an item (variant() then names it)
+    assert models.variant_items("tokens-nb,nope") == ["tokens-nb", "nope"]
+    with pytest.raises(C.ConfigError, match="unknown model 'nope'"):
+        models.variant(C.Config(), "nope")
+
+
 def test_no_other_module_lists_model_names():
     """A tuple, list or set literal holding two or more model names anywhere but models.py is a
     second registry."""

@@ -154,7 +154,7 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
     elif args.stage == "bench":
         from vocalprint.tools import bench
 
-        items = args.models.split(",") if args.models else list(models.BENCH_DEFAULT)
+        items = models.variant_items(args.models) if args.models else list(models.BENCH_DEFAULT)
         preds = []
         for item, (name, vcfg) in zip(items, [models.variant(cfg, i) for i in items]):  # all checked first
             preds.append(models.predictor(vcfg, ds, root, name))

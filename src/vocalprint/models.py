@@ -162,6 +162,20 @@ def variant(cfg: Config, item: str) -> tuple[str, Config]:
     return name, cfg
 
 
+def variant_items(text: str) -> list[str]:
+    """A comma-separated list of models and variants (``make bench``'s ``BENCH_MODELS``) -> its
+    items. A comma starts a new item only before a model name, so a variant's value may itself be a
+    list: ``tokens-nb@nb.views=logmel,pcen,student`` is two items, ``tokens-nb@nb.views=logmel,pcen``
+    and ``student``."""
+    items: list[str] = []
+    for piece in text.split(","):
+        if items and "@" in items[-1] and piece.split("@")[0].strip() not in MODELS:
+            items[-1] += "," + piece
+        else:
+            items.append(piece.strip())
+    return [i for i in items if i]
+
+
 def get(name: str) -> ModelSpec:
     """The registry entry of ``name``; a :class:`ConfigError` listing the models otherwise."""
     try:

@@ -627,7 +627,7 @@ def test_predictor_reads_a_minute_off_the_whole_file_graph_and_falls_back(whole_
     from vocalprint import config as C
     from vocalprint.student.predictor import StudentPredictor
 
-    cfg = C.Config()
+    cfg = C.override(C.Config(), "submit.student_fcn", False)
     on = C.override(cfg, "submit.student_fcn", True)
     rng = np.random.default_rng(3)
     kw = dict(name="student", species=[f"s{i}" for i in range(N_CLASSES)], model_paths=[whole_file["win8"]])

@@ -175,9 +175,9 @@ class SubmitConfig:
     smooth: float = 0.0  # weight of neighbouring windows (0 = off)
     file_max: float = 0.0  # blend of each species' maximum over the file into every row (0 = off)
     student_shift_s: float = 2.5  # MODEL=student: each row takes the max over its window shifted by -/+ this (0 = off)
-    # MODEL=student: run the convolutions once over each one-minute file and read every window off
-    # the shared feature map (vocalprint.student.fcn), instead of once per window
-    student_fcn: bool = False
+    # MODEL=student (int8): run the convolutions once over each one-minute file and read every window
+    # off the shared feature map (vocalprint.student.fcn) instead of once per window; false = windows
+    student_fcn: bool = True
     members: tuple[str, ...] = ()  # MODEL=ensemble: the models it averages
     weights: tuple[str, ...] = ()  # their weights (default equal)
     # other weights for the species the teacher cannot name (default: the same as weights)

@@ -16,7 +16,7 @@ from vocalprint.core.timing import Clock
 from vocalprint.student.fcn import FcnLayout, fits, row_offsets, window_positions, window_starts
 
 log = logging.getLogger(__name__)
-_WARNED: list[bool] = []  # the missing whole-file form is said once per process
+_WARNED: list[bool] = []  # a missing whole-file form is said once per process
 
 
 class StudentPredictor:
@@ -69,8 +69,8 @@ class StudentPredictor:
         if not self.fcn_paths or self.fcn_layout is None:
             if not _WARNED:
                 _WARNED.append(True)
-                log.warning("%s: submit.student_fcn is set but the students have no whole-file form "
-                            "(retrain them to get it); scoring window by window", self.name)
+                log.info("%s: no whole-file form (float32 or token-front students, or int8 ones trained "
+                         "before the form existed: retrain them to get it); scoring window by window", self.name)
             return None
         if self._fcn is None:
             key = ("student-fcn", *map(str, self.fcn_paths))
