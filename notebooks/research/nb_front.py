@@ -50,6 +50,7 @@ def main() -> None:
     from vocalprint.audio.stft import mel_power
     from vocalprint.config.load import load
     from vocalprint.tokens.codebook import band_medians
+    from vocalprint.tokens.halfmedian import half_band_medians
     from vocalprint.tokens.nb.predictor import load_predictor
     from vocalprint.tokens.nb.views import features, tokens_cfg, view_tokens
 
@@ -92,6 +93,7 @@ def main() -> None:
             flips[v.name] += int((o != n).sum())
         n_frames += len(s)
         lm16 = fe["logmel"].astype(np.float16).astype(np.float32)
+        lm16h = fe["logmel"].astype(np.float16)
         feats = {(v.frontend, v.lo, v.hi): features(fe[v.frontend].astype(np.float16), v, tokens_cfg(v, cfg.nb))
                  for v in pred.views}
         parts = {
@@ -99,7 +101,8 @@ def main() -> None:
             "PCEN, vocalprint": lambda: pcen(s, sr=sr, hop=mc.hop),
             "tokens, former path (Faiss, each view alone)": lambda: former_tokens(fe),
             "tokens, view_tokens (adopted)": lambda: view_tokens(fe, pred.views, cfg.nb, near),
-            "  of which: one band median (log-Mel)": lambda: band_medians(lm16),
+            "  of which: one band median (log-Mel), counting (adopted)": lambda: half_band_medians(lm16h),
+            "  one band median (log-Mel), np.median (former)": lambda: band_medians(lm16),
         }
         for v in pred.views:
             f = feats[(v.frontend, v.lo, v.hi)]

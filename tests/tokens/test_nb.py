@@ -145,6 +145,33 @@ def test_band_medians_equal_numpy_median():
         np.testing.assert_array_equal(band_medians(a), np.median(a, axis=0))
 
 
+def test_half_band_medians_equal_numpy_median():
+    from vocalprint.tokens import halfmedian
+    from vocalprint.tokens.halfmedian import half_band_medians
+
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((1001, 24)) * 30).astype(np.float16)
+    x[:, 0] = -100.0  # a constant band (log-Mel silence)
+    x[:500, 1], x[500:, 1] = -0.0, 0.0  # signed zeros
+    x[::2, 2] = np.float16(65504.0)  # float16's extremes
+    x[1::2, 2] = np.float16(-65504.0)
+    x[:, 3] = np.float16(6e-8)  # a subnormal
+    for a in (x, x[:1000], x[:, 3:11], x[:1], x[:2], x[:7]):  # odd, even, a strided view, tiny
+        want = np.median(a.astype(np.float32), axis=0)
+        np.testing.assert_array_equal(half_band_medians(a), want)
+        np.testing.assert_array_equal(halfmedian._ranks_numpy(np.ascontiguousarray(a).view(np.uint16),
+                                                              (len(a) - 1) // 2, len(a) // 2)
+                                      .view(np.float16).astype(np.float32).mean(axis=0), want)
+    with pytest.raises(ValueError, match="float16"):
+        half_band_medians(x.astype(np.float32))
+    with pytest.raises(ValueError, match="at least one frame"):
+        half_band_medians(x[:0])
+    bad = x.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        half_band_medians(bad)
+
+
 def test_views_and_key(small_cfg):
     vs = nb_views.views(NBConfig(views=("logmel", "pcen1", "subbands"), k=1024), 128)
     assert [v.name for v in vs] == ["logmel", "pcen1", "subbands0", "subbands1", "subbands2", "subbands3"]

@@ -103,7 +103,8 @@ def view_tokens(fe: dict[str, np.ndarray], vs: list[View], cfg: NBConfig, neares
     of its :func:`features`. The float16 rounding and the band medians are computed once per front
     end and the features once per front end and band range (``pcen`` and ``pcen1`` share theirs);
     the features are equal to :func:`features`' own."""
-    from vocalprint.tokens.codebook import band_medians, normalise_frames
+    from vocalprint.tokens.codebook import normalise_frames
+    from vocalprint.tokens.halfmedian import half_band_medians
 
     centred: dict[str, np.ndarray] = {}
     feats: dict[tuple, np.ndarray] = {}
@@ -113,9 +114,10 @@ def view_tokens(fe: dict[str, np.ndarray], vs: list[View], cfg: NBConfig, neares
         if not (tcfg.median_sub and tcfg.frame_norm == "standardize"):  # pragma: no cover - tokens_cfg's constants
             raise ValueError("view_tokens shares median-centred, standardised features only")
         if v.frontend not in centred:
-            x = np.asarray(fe[v.frontend])
-            x = (x if x.dtype == np.float16 else x.astype(np.float16)).astype(np.float32)
-            centred[v.frontend] = x - band_medians(x) if len(x) else x
+            x16 = np.asarray(fe[v.frontend])
+            x16 = x16 if x16.dtype == np.float16 else x16.astype(np.float16)
+            x = x16.astype(np.float32)
+            centred[v.frontend] = x - half_band_medians(x16) if len(x) else x
         key = (v.frontend, v.lo, v.hi)
         if key not in feats:
             feats[key] = normalise_frames(np.ascontiguousarray(centred[v.frontend][:, v.lo:v.hi]), cfg=tcfg)

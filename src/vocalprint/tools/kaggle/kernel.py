@@ -165,8 +165,8 @@ def kernel_install(wheels: Path, site: Path) -> None:
 
 
 def kernel_warmup(site: Path, env=None) -> None:
-    """Compile and cache the front end's numba kernels (the log-Mel's window, PCEN's filter, and
-    whatever librosa compiles) once, in ``site``, before the submit's workers start: a fresh
+    """Compile and cache the front end's numba kernels (the log-Mel's window, PCEN's filter,
+    ``tokens-nb``'s band medians, and whatever librosa compiles) once, in ``site``, before the submit's workers start: a fresh
     install otherwise compiles in every worker, which also inflates the budget's first rate
     measurement. A failure here only costs that time."""
     env = dict(os.environ if env is None else env)
@@ -174,7 +174,9 @@ def kernel_warmup(site: Path, env=None) -> None:
     code = ("import dataclasses\nimport numpy as np\nfrom vocalprint.config import Config\n"
             "from vocalprint.audio.mel import logmel\nmel = Config().mel\n"
             "for m in (mel, dataclasses.replace(mel, frontend='pcen')):\n"
-            "    logmel(np.zeros(32000, np.float32), sr=32000, cfg=m)\n")
+            "    logmel(np.zeros(32000, np.float32), sr=32000, cfg=m)\n"
+            "from vocalprint.tokens.halfmedian import half_band_medians\n"
+            "half_band_medians(np.zeros((3, 2), np.float16))\n")
     t0 = time.monotonic()
     try:
         kernel_run([sys.executable, "-c", code], env=env)
