@@ -7,9 +7,7 @@ overall and per taxonomic class.
 
 ``--student CSV`` (repeatable; default ``metrics/student.csv`` when it exists) re-blends each
 student submission as a third member for the species BirdNET cannot name, e.g. every lone member
-written by ``student_members.py --save``: the spread of that gain over students. ``--against CSV``
-(repeatable) scores another build of ``recommended`` (e.g. one submitted with
-``--set submit.student_fcn=true``) against ``metrics/recommended.csv`` with the same paired draws.
+written by ``student_members.py --save``: the spread of that gain over students.
 """
 from __future__ import annotations
 
@@ -36,8 +34,6 @@ def main() -> None:
     ap.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--student", type=Path, action="append", default=[], help="a student submission CSV")
-    ap.add_argument("--against", type=Path, action="append", default=[],
-                    help="another recommended submission CSV, scored against metrics/recommended.csv")
     args = ap.parse_args()
     truth = pd.read_csv(args.data / "solution.csv")
     sp = [c for c in truth.columns if c != "row_id"]
@@ -82,14 +78,6 @@ def main() -> None:
         t, a, b = (f[["row_id", *cols]] for f in (truth, rec, bz))
         d, lo, hi = paired_bootstrap_diff(t, a, b, groups=files, n=args.draws)
         print(f"  {name:<8} {d:+.3f} ({lo:+.3f} to {hi:+.3f})")
-    for path in args.against:
-        other = load(path)
-        print(f"{path.name} - recommended (95 % interval, {args.draws} paired draws of whole files):")
-        for name, cols in {"overall": sp, **classes}.items():
-            t, a, b = (f[["row_id", *cols]] for f in (truth, other, rec))
-            d, lo, hi = paired_bootstrap_diff(t, a, b, groups=files, n=args.draws)
-            print(f"  {name:<8} {_scores(t, a, {})['overall']:.4f} vs {_scores(t, b, {})['overall']:.4f}: "
-                  f"{d:+.4f} ({lo:+.4f} to {hi:+.4f})")
 
 
 if __name__ == "__main__":

@@ -123,9 +123,8 @@ def train_student(cfg: Config, ds: Dataset, root: Path, spec) -> Path:
 
 def student_predictor(cfg: Config, ds: Dataset, root: Path, spec):
     from vocalprint.core import artifacts as A
-    from vocalprint.student.predictor import StudentPredictor
-
     from vocalprint.student.fcn import FCN_FILE
+    from vocalprint.student.predictor import StudentPredictor
 
     sdirs = distill(cfg, ds, root)
     f = f"student_{spec.precision}.tflite"

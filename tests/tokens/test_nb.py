@@ -159,17 +159,21 @@ def test_half_band_medians_equal_numpy_median():
     for a in (x, x[:1000], x[:, 3:11], x[:1], x[:2], x[:7]):  # odd, even, a strided view, tiny
         want = np.median(a.astype(np.float32), axis=0)
         np.testing.assert_array_equal(half_band_medians(a), want)
-        np.testing.assert_array_equal(halfmedian._ranks_numpy(np.ascontiguousarray(a).view(np.uint16),
-                                                              (len(a) - 1) // 2, len(a) // 2)
-                                      .view(np.float16).astype(np.float32).mean(axis=0), want)
+        bits, n_nan = halfmedian._ranks_numpy(np.ascontiguousarray(a).view(np.uint16), (len(a) - 1) // 2, len(a) // 2)
+        assert n_nan == 0
+        np.testing.assert_array_equal(bits.view(np.float16).astype(np.float32).mean(axis=0), want)
     with pytest.raises(ValueError, match="float16"):
         half_band_medians(x.astype(np.float32))
     with pytest.raises(ValueError, match="at least one frame"):
         half_band_medians(x[:0])
     bad = x.copy()
     bad[3, 4] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="1 NaN"):
         half_band_medians(bad)
+    bad[5, 6] = -np.nan
+    with pytest.raises(ValueError, match="2 NaN"):
+        half_band_medians(bad)
+    assert halfmedian._ranks_numpy(bad.view(np.uint16), 1, 1)[1] == 2
 
 
 def test_views_and_key(small_cfg):

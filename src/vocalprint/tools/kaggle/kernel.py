@@ -166,9 +166,9 @@ def kernel_install(wheels: Path, site: Path) -> None:
 
 def kernel_warmup(site: Path, env=None) -> None:
     """Compile and cache the front end's numba kernels (the log-Mel's window, PCEN's filter,
-    ``tokens-nb``'s band medians, and whatever librosa compiles) once, in ``site``, before the submit's workers start: a fresh
-    install otherwise compiles in every worker, which also inflates the budget's first rate
-    measurement. A failure here only costs that time."""
+    ``tokens-nb``'s band medians, and whatever librosa compiles) once, in ``site``, before the
+    submit's workers start: a fresh install otherwise compiles in every worker, which also inflates
+    the budget's first rate measurement. A failure here only costs that time."""
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
     code = ("import dataclasses\nimport numpy as np\nfrom vocalprint.config import Config\n"
