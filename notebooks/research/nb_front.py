@@ -8,7 +8,9 @@ For each ``--audio`` file (decoded at 32 kHz) this times, best of ``--repeat``, 
   on its own: float16 rounding, band medians, standardised features, a Faiss flat-index search)
   against ``vocalprint.tokens.nb.views.view_tokens`` (shared rounding, medians and features, the
   matrix-product search of ``vocalprint.tokens.codebook.Nearest``), with the tokens that differ
-  per view, and each part of the new path alone.
+  per view, and each part of the new path alone: the float16 rounding, the band medians and the
+  standardised features of ``vocalprint.tokens.halfframes`` against the NumPy computations they
+  replace, and each search.
 
 Every number is one core (OMP/OPENBLAS/MKL/NUMBA threads set to 1 before numpy is imported).
 
@@ -49,8 +51,9 @@ def main() -> None:
     from vocalprint.audio.pcen import pcen
     from vocalprint.audio.stft import mel_power
     from vocalprint.config.load import load
-    from vocalprint.tokens.codebook import band_medians
-    from vocalprint.tokens.halfmedian import half_band_medians
+    from vocalprint.config import TokensConfig
+    from vocalprint.tokens.codebook import band_medians, normalise_frames
+    from vocalprint.tokens.halfframes import half_band_medians, round_half, standardised
     from vocalprint.tokens.nb.predictor import load_predictor
     from vocalprint.tokens.nb.views import features, tokens_cfg, view_tokens
 
@@ -94,6 +97,8 @@ def main() -> None:
         n_frames += len(s)
         lm16 = fe["logmel"].astype(np.float16).astype(np.float32)
         lm16h = fe["logmel"].astype(np.float16)
+        med = half_band_medians(lm16h)
+        std = TokensConfig(frame_norm="standardize")
         feats = {(v.frontend, v.lo, v.hi): features(fe[v.frontend].astype(np.float16), v, tokens_cfg(v, cfg.nb))
                  for v in pred.views}
         parts = {
@@ -101,8 +106,17 @@ def main() -> None:
             "PCEN, vocalprint": lambda: pcen(s, sr=sr, hop=mc.hop),
             "tokens, former path (Faiss, each view alone)": lambda: former_tokens(fe),
             "tokens, view_tokens (adopted)": lambda: view_tokens(fe, pred.views, cfg.nb, near),
-            "  of which: one band median (log-Mel), counting (adopted)": lambda: half_band_medians(lm16h),
-            "  one band median (log-Mel), np.median (former)": lambda: band_medians(lm16),
+            "  of which: float16 rounding (log-Mel), round_half (adopted)": lambda: round_half(fe["logmel"]),
+            "  float16 rounding (log-Mel), astype to float16 and back (former)": lambda: fe["logmel"].astype(np.float16).astype(np.float32),
+            "  of which: band medians (log-Mel), counting (adopted)": lambda: half_band_medians(lm16h),
+            "  band medians (log-Mel), np.median (former)": lambda: band_medians(lm16),
+            "  of which: features, all 128 bands (log-Mel), standardised (adopted)":
+                lambda: standardised(lm16h, med, 0, lm16h.shape[1]),
+            "  features, all 128 bands (log-Mel), NumPy (former)": lambda: normalise_frames(lm16 - med, cfg=std),
+            "  of which: features, a quarter band group (log-Mel), standardised (adopted)":
+                lambda: standardised(lm16h, med, 0, lm16h.shape[1] // 4),
+            "  features, a quarter band group (log-Mel), NumPy (former)":
+                lambda: normalise_frames(np.ascontiguousarray((lm16 - med)[:, :lm16.shape[1] // 4]), cfg=std),
         }
         for v in pred.views:
             f = feats[(v.frontend, v.lo, v.hi)]

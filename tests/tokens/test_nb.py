@@ -146,8 +146,8 @@ def test_band_medians_equal_numpy_median():
 
 
 def test_half_band_medians_equal_numpy_median():
-    from vocalprint.tokens import halfmedian
-    from vocalprint.tokens.halfmedian import half_band_medians
+    from vocalprint.tokens import halfframes as halfmedian
+    from vocalprint.tokens.halfframes import half_band_medians
 
     rng = np.random.default_rng(6)
     x = (rng.standard_normal((1001, 24)) * 30).astype(np.float16)
@@ -174,6 +174,70 @@ def test_half_band_medians_equal_numpy_median():
     with pytest.raises(ValueError, match="2 NaN"):
         half_band_medians(bad)
     assert halfmedian._ranks_numpy(bad.view(np.uint16), 1, 1)[1] == 2
+
+
+def _float32_edges() -> np.ndarray:
+    """float32 values around float16's rounding boundaries: subnormals, the smallest normal, the
+    largest finite value and the overflow to infinity, exact halves (ties), both signs."""
+    h = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    h = h[np.isfinite(h)].astype(np.float32)
+    mids = np.sort(np.unique(h))
+    mids = ((mids[:-1].astype(np.float64) + mids[1:]) / 2).astype(np.float32)  # ties, exact in float32
+    near = np.concatenate([np.nextafter(mids, np.float32(np.inf)), np.nextafter(mids, np.float32(-np.inf))])
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, 65504.0, 65519.99, 65520.0, 1e30, 2.0**-25,
+                         2.0**-24, 2.0**-14, 1e-30, 3e-8, -3e-8], np.float32)
+    return np.concatenate([h, mids, near, specials])
+
+
+def test_round_half_equals_numpy_float16():
+    from vocalprint.tokens import halfframes
+    from vocalprint.tokens.halfframes import round_half
+
+    rng = np.random.default_rng(9)
+    random_bits = rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    for x in (_float32_edges(), random_bits[~np.isnan(random_bits)]):
+        x = x[: len(x) // 4 * 4].reshape(-1, 4)
+        with np.errstate(over="ignore"):
+            want = x.astype(np.float16).view(np.uint16)
+        np.testing.assert_array_equal(round_half(x), want)
+        got = np.empty_like(want)
+        assert halfframes._round_numpy(x, got) == 0
+        np.testing.assert_array_equal(got, want)
+    assert round_half(np.zeros((0, 3), np.float32)).shape == (0, 3)
+    bad = np.zeros((4, 3), np.float32)
+    bad[1, 2], bad[3, 0] = np.nan, -np.nan
+    with pytest.raises(ValueError, match="2 NaN"):
+        round_half(bad)
+    with pytest.raises(ValueError, match="float32"):
+        round_half(bad.astype(np.float64))
+
+
+def test_standardised_equals_normalised_frames():
+    from vocalprint.config import TokensConfig
+    from vocalprint.tokens import halfframes
+    from vocalprint.tokens.codebook import normalise_frames
+    from vocalprint.tokens.halfframes import half_band_medians, lut_values, standardised
+
+    rng = np.random.default_rng(10)
+    x = (rng.standard_normal((701, 32)) * 12 - 60).astype(np.float16)
+    x[:, 5] = -100.0  # a constant band
+    x[7] = -100.0  # a constant frame: its deviation is 0, its features 0
+    med = half_band_medians(x)
+    for lo, hi in ((0, 32), (8, 16), (31, 32)):
+        want = normalise_frames(x[:, lo:hi].astype(np.float32) - med[lo:hi], cfg=TokensConfig(frame_norm="standardize"))
+        got = standardised(x, med, lo, hi)
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+        fallback = np.empty_like(want)
+        halfframes._standardised_numpy(x.view(np.uint16), lut_values(), med, lo, hi, fallback)
+        np.testing.assert_array_equal(fallback, want)
+    assert standardised(x[:0], med, 0, 32).shape == (0, 32)
+    with pytest.raises(ValueError, match="outside"):
+        standardised(x, med, 4, 40)
+    with pytest.raises(ValueError, match="float16 frames"):
+        standardised(x.astype(np.float32), med, 0, 32)
+    with pytest.raises(ValueError, match="medians"):
+        standardised(x, med[:3], 0, 32)
 
 
 def test_views_and_key(small_cfg):

@@ -20,17 +20,18 @@ def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def jit(kernel: Callable, probe: tuple, fallback: Callable, name: str) -> Callable:
+def jit(kernel: Callable, probe: tuple, fallback: Callable, name: str, *, fastmath: frozenset = frozenset()) -> Callable:
     """``kernel`` compiled by numba: cached on disk where the package folder is writable, compiled
     in memory otherwise, checked by one call on ``probe``; ``fallback`` (its NumPy form) where numba
-    is missing or cannot compile it (logged)."""
+    is missing or cannot compile it (logged). ``fastmath``: LLVM's fast-math flags for the kernel
+    (e.g. ``{"reassoc"}`` lets float sums be vectorised, so they round differently)."""
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is a dependency; this keeps the caller working without it
         return fallback
     for cache in (True, False):
         try:
-            f = numba.njit(cache=cache, boundscheck=False)(kernel)
+            f = numba.njit(cache=cache, boundscheck=False, fastmath=set(fastmath))(kernel)
             f(*probe)
             return f
         except Exception as e:  # a read-only install cannot cache; anything else: the NumPy form

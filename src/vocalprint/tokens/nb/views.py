@@ -101,26 +101,26 @@ def view_tokens(fe: dict[str, np.ndarray], vs: list[View], cfg: NBConfig, neares
     [t, n_mels], float16 as the stage stores them, or float32, rounded to float16 here): for each
     view the nearest centroid (``nearest[v.name]``, a :class:`~vocalprint.tokens.codebook.Nearest`)
     of its :func:`features`. The float16 rounding and the band medians are computed once per front
-    end and the features once per front end and band range (``pcen`` and ``pcen1`` share theirs);
-    the features are equal to :func:`features`' own."""
-    from vocalprint.tokens.codebook import normalise_frames
-    from vocalprint.tokens.halfmedian import half_band_medians
+    end and the features once per front end and band range (``pcen`` and ``pcen1`` share theirs),
+    by the kernels of :mod:`vocalprint.tokens.halfframes`: within 2e-6 of :func:`features`' own."""
+    from vocalprint.tokens.halfframes import half_band_medians, round_half, standardised
 
-    centred: dict[str, np.ndarray] = {}
+    half: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     feats: dict[tuple, np.ndarray] = {}
     out = []
     for v in vs:
         tcfg = tokens_cfg(v, cfg)
         if not (tcfg.median_sub and tcfg.frame_norm == "standardize"):  # pragma: no cover - tokens_cfg's constants
             raise ValueError("view_tokens shares median-centred, standardised features only")
-        if v.frontend not in centred:
-            x16 = np.asarray(fe[v.frontend])
-            x16 = x16 if x16.dtype == np.float16 else x16.astype(np.float16)
-            x = x16.astype(np.float32)
-            centred[v.frontend] = x - half_band_medians(x16) if len(x) else x
+        x = np.asarray(fe[v.frontend])
+        if not len(x):
+            out.append(np.zeros(0, np.uint16))
+            continue
+        if v.frontend not in half:
+            x16 = x if x.dtype == np.float16 else round_half(np.asarray(x, np.float32)).view(np.float16)
+            half[v.frontend] = x16, half_band_medians(x16)
         key = (v.frontend, v.lo, v.hi)
         if key not in feats:
-            feats[key] = normalise_frames(np.ascontiguousarray(centred[v.frontend][:, v.lo:v.hi]), cfg=tcfg)
-        f = feats[key]
-        out.append(nearest[v.name](f) if len(f) else np.zeros(0, np.uint16))
+            feats[key] = standardised(*half[v.frontend], v.lo, v.hi)
+        out.append(nearest[v.name](feats[key]))
     return out

@@ -166,7 +166,7 @@ def kernel_install(wheels: Path, site: Path) -> None:
 
 def kernel_warmup(site: Path, env=None) -> None:
     """Compile and cache the front end's numba kernels (the log-Mel's window, PCEN's filter,
-    ``tokens-nb``'s band medians, and whatever librosa compiles) once, in ``site``, before the
+    ``tokens-nb``'s float16 frame kernels, and whatever librosa compiles) once, in ``site``, before the
     submit's workers start: a fresh install otherwise compiles in every worker, which also inflates
     the budget's first rate measurement. A failure here only costs that time."""
     env = dict(os.environ if env is None else env)
@@ -175,8 +175,7 @@ def kernel_warmup(site: Path, env=None) -> None:
             "from vocalprint.audio.mel import logmel\nmel = Config().mel\n"
             "for m in (mel, dataclasses.replace(mel, frontend='pcen')):\n"
             "    logmel(np.zeros(32000, np.float32), sr=32000, cfg=m)\n"
-            "from vocalprint.tokens.halfmedian import half_band_medians\n"
-            "half_band_medians(np.zeros((3, 2), np.float16))\n")
+            "from vocalprint.tokens.halfframes import warm_up\nwarm_up()\n")
     t0 = time.monotonic()
     try:
         kernel_run([sys.executable, "-c", code], env=env)
