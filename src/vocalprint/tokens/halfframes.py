@@ -3,8 +3,9 @@ and each frame's bands minus the medians, standardised. Three numba kernels, eac
 for the medians) in row order, with NumPy forms where numba is missing.
 
 - :func:`round_half`: float32 frames -> their float16 bit patterns, as ``astype(np.float16)``
-  rounds them (to nearest, ties to even; subnormals, overflow to infinity), 1.7 times faster on one
-  core (docs/results.md, "PCEN and tokens-nb's tokens").
+  rounds them (to nearest, ties to even; subnormals, overflow to infinity); numba has no float16
+  type on CPU, so the rounding is integer arithmetic. Timings of all three against NumPy are in
+  docs/results.md, "PCEN and tokens-nb's tokens".
 - :func:`half_band_medians`: exactly ``np.median(axis=0)`` of the float32 values. A float16 has
   65,536 bit patterns. Mapped to 16-bit keys that sort as the values do (negative values' bits
   inverted, positive values' sign bit set; without a branch, whose sign would be mispredicted),
