@@ -159,14 +159,19 @@ def test_tokens_cnn_trains_exports_and_predicts(trained, tcfg, standin_teacher, 
     root, ds = trained[0], trained[1]
     model, labels = standin_teacher
     cfg = C.override(C.override(tcfg, "teacher.model_path", model), "teacher.labels_path", labels)
-    cfg = C.override(cfg, "distill", {"token_groups": 4, "token_k": 16, "token_k_frame": 32, "token_sample": 20000})
+    cfg = C.override(cfg, "distill", {"token_groups": 4, "token_k": 16, "token_k_frame": 32, "token_sample": 20000,
+                                      "token_center": "running"})
     pred = models.predictor(cfg, ds, root, "tokens-cnn")
     assert pred.cfg.distill.front == "tokens" and cfg.distill.front == "mel"
     sdir = pipeline.distill(C.override(cfg, "distill.front", "tokens"), ds, root)[0]
     m = A.manifest(sdir)
-    assert m["config"]["front"] == "tokens" and m["int8_file"] == "weights" and m["fcn"] is None
+    # centred on a running mean, a token student has the whole-file form
+    assert m["config"]["front"] == "tokens" and m["int8_file"] == "weights" and m["fcn"]["step"] == 8
+    assert pred.fcn_runner() is not None and (sdir / "student_fcn_int8.tflite").exists()
     x = load_audio(ds.test_soundscapes[0])
     p = pred.predict(x, 12, {})
+    windows = models.predictor(C.override(cfg, "submit.student_fcn", False), ds, root, "tokens-cnn")
+    assert np.corrcoef(p.ravel(), windows.predict(x, 12, {}).ravel())[0, 1] > 0.8
     assert p.shape == (12, len(ds.species)) and ((p >= 0) & (p <= 1)).all() and p.std() > 0
     rep = submit.run(cfg, ds, [pred], tmp_path / "t.csv")
     assert rep["predicted_files"] == len(ds.test_soundscapes)

@@ -7,7 +7,7 @@ the AUC of both overall and per ``taxonomy.csv`` class, with the paired bootstra
 difference (whole soundscapes resampled). The members are trained first when missing.
 
     PYTHONPATH=src .venv/bin/python notebooks/research/student_fcn.py --data ../shared/data/dev \\
-        --artifacts artifacts --repeat 3
+        --artifacts artifacts --repeat 3 [--model tokens-cnn]
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--model", default="student", help="a student model (student, tokens-cnn)")
     a, cfg, ds, root, solution = dev_setup(["run.progress=false", "submit.student_fcn=true"], ap)
-    pred = models.predictor(cfg, ds, root, "student")
+    pred = models.predictor(cfg, ds, root, a.model)
     fcn = pred.fcn_runner()
     if fcn is None:
         raise SystemExit("the students have no whole-file form: retrain them")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -368,7 +369,7 @@ TOKENS = {"front": "tokens", "token_dim": 8, "token_groups": 2, "token_k": 8, "t
           "token_sample": 4000}
 
 
-@pytest.mark.parametrize("level,center", [(False, "median"), (True, "mean")])
+@pytest.mark.parametrize("level,center", [(False, "median"), (True, "mean"), (True, "running")])
 def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, center: str) -> None:
     """The token front gives every frame the Faiss nearest centroid of its features (bands minus
     the window's median; whole frames standardised, band groups standardised unless they keep the
@@ -407,6 +408,18 @@ def test_token_front_is_the_faiss_assignment_in_graph(data: dict, level: bool, c
         fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_groups": 3}))
     with pytest.raises(ValueError, match="token_center"):
         fit_token_books(data["x"], StudentConfig(**{**TOKENS, "token_center": "mode"}))
+
+
+def test_running_mean_is_each_frames_box_mean_cut_at_the_edges() -> None:
+    """The running centre: frame i's per-band mean over frames i - half .. i + half inside the
+    array (the window's mean at its middle frame), by cumulative sums, equal to the direct sum."""
+    from vocalprint.student.token_front import running_mean
+
+    x = np.random.default_rng(0).normal(-60.0, 10.0, (2, 400, 3)).astype(np.float32)
+    for half in (0, 5, 156, 500):
+        ref = np.stack([x[:, max(0, i - half):i + half + 1].mean(1) for i in range(400)], 1)
+        np.testing.assert_allclose(running_mean(x, half), ref, atol=1e-3)
+    np.testing.assert_allclose(running_mean(x[:, :312], 156)[:, 156], x[:, :312].mean(1), atol=1e-3)
 
 
 def test_residual_token_stages(data: dict, tmp_path: Path) -> None:
@@ -492,9 +505,11 @@ def test_token_student_keys() -> None:
 
     from vocalprint.config import fingerprint
 
-    before = {f.name: getattr(tok.distill, f.name) for f in fields(tok.distill) if f.name not in ("members", "token_stages", *student.ROUND_FIELDS)}
+    later = ("members", "token_stages", "token_running", *student.ROUND_FIELDS)
+    before = {f.name: getattr(tok.distill, f.name) for f in fields(tok.distill) if f.name not in later}
     assert student.key(tok, "tf", "c") == fingerprint("student", before, "tf", "c")
     assert student.key(C.override(tok, "distill.token_stages", "2"), "tf", "c") != student.key(tok, "tf", "c")
+    assert student.key(C.override(tok, "distill.token_running", "0.2"), "tf", "c") != student.key(tok, "tf", "c")
     with pytest.raises(C.ConfigError, match="distill.front"):
         student.run(C.override(mel, "distill.front", "pcen"), None, Path("m"), Path("c"), Path("t"), Path("r"))
 
@@ -621,6 +636,57 @@ def test_whole_file_logits_follow_the_windows(trained: tuple, whole_file: dict, 
     assert auc(got.ravel(), whole_file["y"].ravel()) > 0.9
     out = StudentRunner(whole_file[which], outputs=("logits",)).predict(x)["logits"][0]
     assert auc(out[pos[1:]].ravel(), whole_file["y"][:-1].ravel()) < 0.75
+
+
+def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: dict, tmp_path: Path) -> None:
+    """A token student whose frames are centred on a running mean (the same in every window) reads
+    a whole file in one graph: its tokens there are the NumPy reference's over the whole file with
+    the training window's box, and its logits follow the windowed student's. A student centred on
+    each window's own mean has no such form."""
+    from vocalprint import config as C
+    from vocalprint.student.export import write_tflite
+    from vocalprint.student.fcn import export_fcn, fcn_model, has_fcn, layout_for, window_positions, window_starts
+    from vocalprint.student.token_front import token_front
+
+    cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 4, "width": 16,
+                           "epochs": 10, "token_center": "running"})
+    assert has_fcn(cfg) and has_fcn(SMALL) and not has_fcn(replace(cfg, token_center="mean"))
+    model, _ = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"], labels=data["y"],
+                             meta=None, cfg=cfg, progress=False)
+    conf = C.Config()
+    lay = layout_for(model, conf)
+    # the stem strides over time only; pooling stops with 2 of the 4 band groups left
+    assert (lay.step, lay.width) == (8, 39)
+    wins, y, _ = make_windows(24, seed=7)
+    frames = np.concatenate([wins[:12].reshape(-1, N_MELS), np.full((7, N_MELS), -80.0, np.float32)])
+    x = np.full((1, lay.length, N_MELS), -100.0, np.float32)
+    x[0, lay.pad:lay.pad + len(frames)] = frames
+    full = fcn_model(model, cfg, lay)
+    front = full.get_layer("tokens")
+    assert front.half == N_FRAMES // 2
+    import keras
+
+    vec = np.asarray(keras.Model(full.inputs[0], front.output)(x))[0]
+    for i, (lo, hi, c, st) in enumerate(front.books):
+        ids = token_front(x, lo, hi, c, st, "running", half=N_FRAMES // 2)[0]
+        np.testing.assert_allclose(vec[:, 8 * i:8 * i + 8], np.asarray(front.tables[i])[ids], rtol=1e-6)
+    ref = predict_keras(model, wins[:12])["logits"]
+    pos = window_positions(window_starts(12, (0.0,), conf), lay)[:, 0]
+    fp = write_tflite(full, tmp_path / "fcn_fp32.tflite", outputs=("logits",))
+    assert export_fcn(model, tmp_path / "fcn8.tflite", conf, cfg, wins, silence=-100.0,
+                      rng=np.random.default_rng(0)) == lay
+    for path in (fp, tmp_path / "fcn8.tflite"):  # float32, and int8 weights as the stage writes it
+        got = StudentRunner(path, outputs=("logits",)).predict(x)["logits"][0]
+        # near a window's edges the windowed student's running centre is cut, the whole file's is not
+        # (0.88 here: these synthetic windows, each scaled to its own maximum, are not one recording)
+        assert np.corrcoef(got[pos].ravel(), ref.ravel())[0, 1] > 0.8
+        assert auc(got[pos].ravel(), y[:12].ravel()) > 0.9
+        assert auc(got[pos[1:]].ravel(), y[:11].ravel()) < 0.75  # read one row off
+    mean = replace(cfg, token_center="mean")
+    other = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=mean, codebooks=front.books)
+    with pytest.raises(ValueError, match="no whole-file form"):
+        fcn_model(other, mean, lay)
 
 
 def test_predictor_reads_a_minute_off_the_whole_file_graph_and_falls_back(whole_file: dict, caplog) -> None:

@@ -11,6 +11,8 @@ a window starting at every position (``[positions, C]``). A window that starts a
 position ``round((s + pad) / step)``: its start moves by at most half a position (``step / 2``
 frames, 0.5 s for the default student), and its edges see the neighbouring audio instead of the
 zero padding the student saw while training. The dev AUC of both forms is in ``docs/results.md``.
+A token student has this form when its token front centres each frame on a running mean
+(``distill.token_center="running"``): a frame's tokens are then the same in every window.
 
 :class:`FcnLayout` is what the predictor needs to place windows on the graph; it is stored in the
 student stage's manifest. TensorFlow/Keras are imported inside functions.
@@ -114,11 +116,19 @@ def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
     from vocalprint.student.net import build_student
 
     names = {lay.name for lay in model.layers}
+    tokens = {}
+    if "tokens" in names:  # a token student: the same codebooks, the running centre's box as trained
+        front = model.get_layer("tokens")
+        if front.center != "running":
+            raise ValueError(f"a token student centred on the window's {front.center} has no whole-file "
+                             "form: a frame's tokens would differ between the windows that hold it")
+        tokens = {"codebooks": front.books,
+                  "token_half": int(model.inputs[0].shape[1]) // 2 if front.half is None else front.half}
     full = build_student(
         n_frames=layout.length, n_mels=int(model.inputs[0].shape[2]),
         n_classes=int(model.get_layer("logits").units),
         teacher_emb_dim=int(model.get_layer("emb_proj").units),
-        n_meta=int(model.get_layer("meta").units) if "meta" in names else 0, cfg=cfg)
+        n_meta=int(model.get_layer("meta").units) if "meta" in names else 0, cfg=cfg, **tokens)
     for lay in model.layers:
         if lay.weights:
             full.get_layer(lay.name).set_weights(lay.get_weights())
@@ -144,16 +154,25 @@ def calibration_files(windows: np.ndarray, layout: FcnLayout, *, n: int, silence
     return out
 
 
+def has_fcn(student_cfg: Any) -> bool:
+    """Whether a student of this ``StudentConfig`` has a whole-file form: the Mel student, and a
+    token student whose frames are centred on a running mean (the same in every window)."""
+    return student_cfg.front == "mel" or student_cfg.token_center == "running"
+
+
 def export_fcn(model: Any, path: Any, cfg: Config, student_cfg: Any, windows: np.ndarray, *,
                silence: float, rng: np.random.Generator, n_calib: int = 16) -> FcnLayout:
-    """Write the whole-file form of ``model`` as full-integer int8 TFLite (float I/O), calibrated
-    on :func:`calibration_files` of its training ``windows``; returns its layout."""
-    from vocalprint.student.export import write_tflite
+    """Write the whole-file form of ``model`` as TFLite (float I/O) in its int8 file's
+    quantisation (:func:`~vocalprint.student.export.int8_quant`: full integer, calibrated on
+    :func:`calibration_files` of its training ``windows``, or int8 weights for the token front);
+    returns its layout."""
+    from vocalprint.student.export import int8_quant, write_tflite
 
     if windows.shape[1] != frames_per_window(cfg):
         raise ValueError(f"windows of {windows.shape[1]} frames, the student's are {frames_per_window(cfg)}")
     layout = layout_for(model, cfg)
-    rep = calibration_files(windows, layout, n=n_calib, silence=silence, rng=rng)
-    write_tflite(fcn_model(model, student_cfg, layout), path, outputs=("logits",), quant="int8",
+    quant = int8_quant(student_cfg)
+    rep = calibration_files(windows, layout, n=n_calib, silence=silence, rng=rng) if quant == "int8" else None
+    write_tflite(fcn_model(model, student_cfg, layout), path, outputs=("logits",), quant=quant,
                  representative=rep)
     return layout

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from vocalprint.config.student import StudentConfig
-from vocalprint.student.token_front import token_front_layer, token_image
+from vocalprint.student.token_front import running_half, token_front_layer, token_image
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -40,13 +40,15 @@ def build_student(
     n_meta: int,
     cfg: StudentConfig,
     codebooks: Sequence[tuple[int, int, np.ndarray, bool]] | None = None,
+    token_half: int | None = None,
 ) -> "keras.Model":
     """The student network: input ``mels`` ``[b, n_frames, n_mels]`` float32 (dB log-Mel).
 
     ``cfg.front == "tokens"`` needs ``codebooks`` (:func:`fit_token_books`): ``(lo, hi,
     centroids [K, hi - lo], standardise)`` per codebook over Mel bands ``[lo, hi)`` (see
-    :func:`token_front`); the body is then, by ``cfg.token_body``, the 2-D body below over the
-    [time, band group] image of token vectors (:func:`token_image`), or a 1-D CNN over time of
+    :func:`token_front`; ``token_half``: the running centre's frames either side, by default
+    :func:`running_half` of ``n_frames``, set when the graph is a whole file); the body is then,
+    by ``cfg.token_body``, the 2-D body below over the [time, band group] image of token vectors (:func:`token_image`), or a 1-D CNN over time of
     ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
 
     Outputs, a dict of float32 tensors:
@@ -79,6 +81,7 @@ def build_student(
         if not codebooks:
             raise ValueError("front='tokens' needs codebooks (fit_token_books)")
         front = token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
+                                     half=running_half(cfg, n_frames) if token_half is None else token_half,
                                      name="tokens")
         x = front(inp)
         if cfg.token_body == "1d":

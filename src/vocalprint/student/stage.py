@@ -166,7 +166,7 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
 # StudentConfig fields added after students were trained, with the value that means "as before"
 VAL_EVERY = 10  # one recording in this many is held out for the validation history
 NEUTRAL = {"window_budget": 0, "token_stages": 1, "rounds": 0, "pl_power": 1.0, "pl_teacher_weight": 0.5, "pl_hop_s": 2.5,
-           "max_soundscape_windows": 0}
+           "max_soundscape_windows": 0, "token_running": 0.5}
 # self-training fields: never in a member's own key (round 0 does not read them; a later round's key
 # holds its pseudo-label stage's folder name, whose key holds them)
 ROUND_FIELDS = ("rounds", "pl_power", "pl_teacher_weight", "pl_hop_s")
@@ -286,7 +286,8 @@ def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir:
 def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
         member: int = 0, pseudo_dir: Path | None = None, round_: int = 0) -> Path:
     """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``, and
-    for a Mel student its whole-file int8 form (:mod:`vocalprint.student.fcn`, layout in the manifest).
+    for a Mel student (or a token student centred on a running mean) its whole-file int8 form
+    (:mod:`vocalprint.student.fcn`, layout in the manifest).
 
     ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
     initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``).
@@ -378,9 +379,9 @@ def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Pat
         export_tflite(model, work / "student_fp32.tflite", quant="none")
         export_tflite(model, work / "student_int8.tflite", quant=quant, representative=rep)
         fcn = None
-        if cfg.distill.front == "mel":  # the whole-file form (submit.student_fcn)
-            from vocalprint.student.fcn import FCN_FILE, export_fcn
+        from vocalprint.student.fcn import FCN_FILE, export_fcn, has_fcn
 
+        if has_fcn(cfg.distill):  # the whole-file form (submit.student_fcn)
             fcn = export_fcn(model, work / FCN_FILE, cfg, tcfg, X, silence=M.silence(cfg.mel), rng=rng).to_dict()
     del X
     mels_path.unlink()  # the training windows can be rebuilt from the mel cache; keep the folder small

@@ -45,14 +45,51 @@ def token_image(x: Any, books: list, dims: list, n_frames: int) -> Any:
     return g
 
 
-def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: str = "median") -> np.ndarray:
+CENTERS = ("median", "mean", "running")
+
+
+def check_center(center: str) -> None:
+    if center not in CENTERS:
+        raise ValueError(f"token_center {center!r}: use one of {', '.join(CENTERS)}")
+
+
+def running_bounds(t: int, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``i``'s box ``[lo[i], hi[i])``: ``i - half .. i + half`` cut to the ``t`` frames."""
+    i = np.arange(t)
+    return np.maximum(i - half, 0), np.minimum(i + half + 1, t)
+
+
+def running_half(cfg: StudentConfig, n_frames: int) -> int:
+    """The running centre's frames either side for windows of ``n_frames``: ``cfg.token_running``
+    of them (156 for the default half of a 312-frame window)."""
+    return int(round(cfg.token_running * n_frames))
+
+
+def running_mean(x: np.ndarray, half: int) -> np.ndarray:
+    """Each frame's per-band mean over the frames within ``half`` of it (the box cut at the edges
+    of ``x`` ``[b, T, M]``), from cumulative sums of the bands minus their mean over ``x``, so a
+    whole file's sums stay small. Frame ``T // 2`` of a window of ``T`` frames with
+    ``half = T // 2`` gets the window's mean."""
+    x = np.asarray(x, np.float32)
+    mu = x.mean(axis=1, keepdims=True)
+    c = np.concatenate([np.zeros_like(x[:, :1]), np.cumsum(x - mu, axis=1, dtype=np.float32)], axis=1)
+    lo, hi = running_bounds(x.shape[1], half)
+    return mu + (c[:, hi] - c[:, lo]) / (hi - lo).astype(np.float32)[None, :, None]
+
+
+def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: str = "median",
+                   half: int | None = None) -> np.ndarray:
     """dB windows ``[b, T, M]`` -> the features one codebook clusters, ``[b, T, hi - lo]``: bands
-    ``[lo, hi)`` minus each band's median (or mean) over the window; then, if ``standardise``,
-    each frame z-scored over its bands (:func:`vocalprint.tokens.codebook.frame_features`)."""
+    ``[lo, hi)`` minus each band's median or mean over the window, or (``"running"``) minus its
+    :func:`running_mean` over the ``half`` (default ``T // 2``) frames either side, which a
+    whole file computes once for every window it holds; then, if ``standardise``, each frame
+    z-scored over its bands (:func:`vocalprint.tokens.codebook.frame_features`)."""
     v = np.asarray(x, np.float32)[:, :, lo:hi]
-    if center not in ("median", "mean"):
-        raise ValueError(f"token_center {center!r}: use 'median' or 'mean'")
-    v = v - (np.median(v, axis=1, keepdims=True) if center == "median" else v.mean(axis=1, keepdims=True))
+    check_center(center)
+    if center == "running":
+        v = v - running_mean(v, v.shape[1] // 2 if half is None else half)
+    else:
+        v = v - (np.median(v, axis=1, keepdims=True) if center == "median" else v.mean(axis=1, keepdims=True))
     if standardise:
         v = (v - v.mean(-1, keepdims=True)) / (v.std(-1, keepdims=True) + 1e-3)
     return v
@@ -65,11 +102,11 @@ def _stages(centroids: np.ndarray) -> np.ndarray:
 
 
 def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray, standardise: bool = True,
-                center: str = "median") -> np.ndarray:
+                center: str = "median", half: int | None = None) -> np.ndarray:
     """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
     ``[b, T]`` (nearest centroid of :func:`token_features`); with residual stages (``centroids``
     ``[S, K, d]``) ids ``[b, T, S]``, stage s + 1 the nearest centroid to what stage s left."""
-    v = token_features(x, lo, hi, standardise, center)
+    v = token_features(x, lo, hi, standardise, center, half)
     ids = []
     for cs in _stages(centroids):
         ids.append(np.argmax(v @ cs.T - 0.5 * (cs * cs).sum(1), axis=-1))
@@ -110,7 +147,7 @@ def fit_token_books(windows: np.ndarray, cfg: StudentConfig, *, progress: bool =
         w = np.asarray(windows[wi[s:s + 256]], np.float32)
         fi = rng.integers(0, t, (len(w), per))
         for lo, hi, st in feats:
-            f = token_features(w, lo, hi, st, cfg.token_center)
+            f = token_features(w, lo, hi, st, cfg.token_center, running_half(cfg, t))
             feats[(lo, hi, st)].append(f[np.arange(len(w))[:, None], fi].reshape(-1, hi - lo))
     out = []
     bar = progress_bar(len(spec), desc="token codebooks", enabled=progress)
@@ -146,11 +183,13 @@ def token_front_layer() -> Any:
         @keras.saving.register_keras_serializable(package="vocalprint")
         class TokenFront(keras.layers.Layer):
             def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, center: str = "median",
-                         **kw: Any) -> None:
+                         half: int | None = None, **kw: Any) -> None:
                 super().__init__(**kw)
-                if center not in ("median", "mean"):
-                    raise ValueError(f"token_center {center!r}: use 'median' or 'mean'")
+                check_center(center)
                 self.center = center
+                # the running centre's frames either side: the input's T // 2 unless given (a whole file's
+                # graph keeps its training windows')
+                self.half = None if half is None else int(half)
                 self.books = [(int(lo), int(hi), np.asarray(c, np.float32), bool(st)) for lo, hi, c, st in codebooks]
                 self.stages = [_stages(c) for _, _, c, _ in self.books]  # [S, K, d] each
                 # a whole-frame codebook gets twice the dimensions of a band group's
@@ -172,9 +211,15 @@ def token_front_layer() -> Any:
                     k = t // 2 + 1
                     top = ops.top_k(ops.transpose(x, (0, 2, 1)), k, sorted=True)[0]  # [b, bands, k]
                     c0 = top[..., k - 1] if t % 2 else 0.5 * (top[..., k - 2] + top[..., k - 1])
+                    xc = x - c0[:, None, :]
+                elif self.center == "running":  # as running_mean: CUMSUM and two constant gathers
+                    x0 = x - ops.mean(x, axis=1, keepdims=True)
+                    c = ops.concatenate([ops.zeros_like(x0[:, :1]), ops.cumsum(x0, axis=1)], axis=1)
+                    lo, hi = running_bounds(t, t // 2 if self.half is None else self.half)
+                    box = tf.gather(c, hi, axis=1) - tf.gather(c, lo, axis=1)
+                    xc = x0 - box * ops.convert_to_tensor((1.0 / (hi - lo)).astype(np.float32)[None, :, None])
                 else:
-                    c0 = ops.mean(x, axis=1)
-                xc = x - c0[:, None, :]
+                    xc = x - ops.mean(x, axis=1)[:, None, :]
                 out = []
                 for (lo, hi, _, st), stages, tab in zip(self.books, self.stages, self.tables):
                     v = xc[:, :, lo:hi]
