@@ -253,3 +253,34 @@ def test_one_blas_thread_limits_blas_inside_only():
     with one_blas_thread():
         assert blas_threads() <= {1}
     assert blas_threads() == before
+
+
+def _shipped_in_worker(ship) -> tuple[int, int, float]:
+    import os
+
+    obj = ship.get()
+    return os.getpid(), id(obj), float(obj["w"].sum())
+
+
+def test_shipped_is_pickled_once_and_unpickled_once_per_worker():
+    """A task carries the object's bytes, pickled when shipped; each worker unpickles it at its
+    first task and keeps it; in the process that made it, ``get`` is the object itself."""
+    import pickle
+
+    from joblib import Parallel, delayed
+
+    from vocalprint.core.parallel import Shipped
+
+    obj = {"w": np.arange(300_000, dtype=np.float32)}
+    ship = Shipped(obj)
+    assert ship.get() is obj
+    assert len(ship.blob) < len(pickle.dumps(ship)) < len(ship.blob) + 200  # the bytes, not the object again
+    with Parallel(n_jobs=2, backend="loky") as par:
+        out = par(delayed(_shipped_in_worker)(ship) for _ in range(8))
+    assert {s for _, _, s in out} == {float(obj["w"].sum())}
+    per_pid: dict = {}
+    for pid, ident, _ in out:
+        per_pid.setdefault(pid, set()).add(ident)
+    assert all(len(ids) == 1 for ids in per_pid.values())  # one unpickled copy per worker
+    other = Shipped({"w": np.zeros(3, np.float32)})
+    assert other.key != ship.key and pickle.loads(pickle.dumps(other)).get()["w"].sum() == 0

@@ -28,6 +28,40 @@ def process_cached(key, factory: Callable[[], Any]) -> Any:
     return _PROCESS_CACHE[key]
 
 
+class Shipped:
+    """An object pickled once, where it is made, for many tasks: a task carries its bytes (a copy,
+    not a walk over the object's graph) and each worker process unpickles it at its first task and
+    keeps it (the last :data:`SHIPPED_KEPT` per process). ``get()`` returns the object. A
+    ``tokens-nb`` predictor is about 1 MB of codebooks and tables; pickling it took 2.1 ms per file
+    in the parent, which shares the cores with the workers (measured in docs/results.md)."""
+
+    def __init__(self, obj: Any) -> None:
+        import hashlib
+        import pickle
+
+        self._obj = obj
+        self.blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        self.key = hashlib.blake2b(self.blob, digest_size=16).hexdigest()
+
+    def __getstate__(self) -> dict:
+        return {"blob": self.blob, "key": self.key, "_obj": None}
+
+    def get(self) -> Any:
+        if self._obj is None:
+            import pickle
+
+            if self.key not in _SHIPPED:
+                while len(_SHIPPED) >= SHIPPED_KEPT:
+                    _SHIPPED.pop(next(iter(_SHIPPED)))
+                _SHIPPED[self.key] = pickle.loads(self.blob)
+            self._obj = _SHIPPED[self.key]
+        return self._obj
+
+
+SHIPPED_KEPT = 4
+_SHIPPED: dict = {}  # insertion-ordered: the oldest is dropped first
+
+
 def one_blas_thread():
     """A context keeping BLAS to one thread in this process, for a task's large matrix products
     (one task per core; threads inside would oversubscribe). The controller is made once per

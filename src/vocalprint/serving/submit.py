@@ -20,13 +20,16 @@ from vocalprint.serving.budget import Budget
 from vocalprint.config import Config, SubmitConfig
 from vocalprint.data.dataset import Dataset
 from vocalprint.tokens.heads import prior
-from vocalprint.core.parallel import progress_bar
+from vocalprint.core.parallel import Shipped, progress_bar
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 30.0
 
 
 def _predict_file(pred, path: Path, n: int) -> tuple[np.ndarray | None, dict, str, float]:
+    """``pred`` (or a :class:`~vocalprint.core.parallel.Shipped` predictor) over one file."""
+    if isinstance(pred, Shipped):
+        pred = pred.get()
     times: dict = {}
     t0 = time.perf_counter()
     try:
@@ -56,11 +59,12 @@ def _insure(pred, files: list, run_chunk, workers: int, budget: Budget, preds: d
     """Score every file with the last-resort model first (while the budget allows); returns what it
     did for the timing report. Its time is kept out of the chosen model's rates."""
     t0, done, todo = budget.elapsed, 0, list(files)
+    ship = Shipped(pred) if workers > 1 else pred
     while todo:
         chunk, todo = todo[:2 * workers], todo[2 * workers:]
         if not budget.can_afford(sum(n * cfg.audio.window_s for _, n in chunk), margin_s=margin_s):
             break
-        for (p, _), (probs, _, err, secs) in zip(chunk, run_chunk(_predict_file, [(pred, p, n) for p, n in chunk])):
+        for (p, _), (probs, _, err, secs) in zip(chunk, run_chunk(_predict_file, [(ship, p, n) for p, n in chunk])):
             if probs is not None:
                 preds[p.stem] = postprocess(to_columns(probs, pred.species, species, fill), cfg.submit)
                 used[p.stem] = pred.name
@@ -187,6 +191,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
     bar = progress_bar(len(files), desc=f"submit {predictors[0].name}", enabled=cfg.run.progress)
     stopped = ""
     last_resort = {}
+    shipped: dict = {}
     with chunk_runner(n_jobs) as (run_chunk, workers):
         if insurance is not None:
             last_resort = _insure(insurance, files, run_chunk, workers, budget, preds, used, species,
@@ -206,7 +211,9 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
                 log.warning("submit: %s", stopped)
                 break
             pred = predictors[level]
-            tasks = [(pred, p, n) for p, n in chunk]
+            if workers > 1 and level not in shipped:  # pickled once, not once per file
+                shipped[level] = Shipped(pred)
+            tasks = [(shipped.get(level, pred), p, n) for p, n in chunk]
             try:
                 results = run_chunk(_predict_file, tasks)
             except Exception as e:  # a worker died (decoder crash, out of memory): find the file
