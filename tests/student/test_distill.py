@@ -420,6 +420,18 @@ def test_running_mean_is_each_frames_box_mean_cut_at_the_edges() -> None:
         ref = np.stack([x[:, max(0, i - half):i + half + 1].mean(1) for i in range(400)], 1)
         np.testing.assert_allclose(running_mean(x, half), ref, atol=1e-3)
     np.testing.assert_allclose(running_mean(x[:, :312], 156)[:, 156], x[:, :312].mean(1), atol=1e-3)
+    # cut to a span (a whole file's frames inside the graph's silence): what lies outside is not read
+    a, b = 40, 350
+    ref = np.stack([x[:, min(max(a, i - 20), b - 1):max(min(b, i + 21), min(max(a, i - 20), b - 1) + 1)].mean(1)
+                    for i in range(400)], 1)
+    np.testing.assert_allclose(running_mean(x, 20, (a, b)), ref, atol=1e-3)
+    y = x.copy()
+    y[:, :a] = -100.0
+    y[:, b:] = 0.0
+    np.testing.assert_allclose(running_mean(y, 20, (a, b))[:, a:b], ref[:, a:b], atol=1e-3)
+    np.testing.assert_allclose(running_mean(y, 20, (a, b))[:, 0], x[:, a:a + 1].mean(1), atol=1e-3)
+    with pytest.raises(ValueError, match="span"):
+        running_mean(x, 20, (300, 500))
 
 
 def test_residual_token_stages(data: dict, tmp_path: Path) -> None:
@@ -551,7 +563,7 @@ def test_a_students_sample_keeps_the_soundscape_sample_whole_and_fills_the_rest(
 
 def test_whole_file_layout_holds_a_minute_and_its_shifted_windows() -> None:
     from vocalprint import config as C
-    from vocalprint.student.fcn import fits, layout_for, window_positions, window_starts
+    from vocalprint.student.fcn import FcnLayout, fits, layout_for, window_positions, window_starts
 
     cfg = C.Config()
     model = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=5, teacher_emb_dim=TEACHER_DIM,
@@ -566,6 +578,9 @@ def test_whole_file_layout_holds_a_minute_and_its_shifted_windows() -> None:
     # each window moves by at most half a position
     assert np.abs(pos * lay.step - lay.pad - starts).max() <= lay.step // 2
     assert fits(3751, pos, lay)  # a one-minute file at hop 512
+    assert lay.frames == 3751 and lay.span == (192, 192 + 3751) and FcnLayout.from_dict(lay.to_dict()) == lay
+    old = {k: v for k, v in lay.to_dict().items() if k != "frames"}  # a manifest written before the field
+    assert FcnLayout.from_dict(old).span == (192, lay.length)
     assert not fits(lay.length - lay.pad + 1, pos, lay)  # one frame too long
     assert not fits(4376, window_positions(window_starts(14, (-2.5, 0.0, 2.5), cfg), lay), lay)  # 70 s
     lay0 = layout_for(model, C.override(cfg, "submit.student_shift_s", 0.0))
@@ -640,9 +655,10 @@ def test_whole_file_logits_follow_the_windows(trained: tuple, whole_file: dict, 
 
 def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: dict, tmp_path: Path) -> None:
     """A token student whose frames are centred on a running mean (the same in every window) reads
-    a whole file in one graph: its tokens there are the NumPy reference's over the whole file with
-    the training window's box, and its logits follow the windowed student's. A student centred on
-    each window's own mean has no such form."""
+    a whole file in one graph: its tokens there are the NumPy reference's over the file's frames
+    with the training window's box (the silence around the file not read), and its logits follow
+    the windowed student's. A student centred on each window's own mean is read with a box of the
+    window's length about each frame; one centred on the window's median has no such form."""
     from vocalprint import config as C
     from vocalprint.student.export import write_tflite
     from vocalprint.student.fcn import export_fcn, fcn_model, has_fcn, layout_for, window_positions, window_starts
@@ -650,7 +666,7 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
 
     cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 4, "width": 16,
                            "epochs": 10, "token_center": "running"})
-    assert has_fcn(cfg) and has_fcn(SMALL) and not has_fcn(replace(cfg, token_center="mean"))
+    assert has_fcn(cfg) and has_fcn(SMALL) and not has_fcn(replace(cfg, token_center="median"))
     model, _ = train_student(data["x"], teacher_emb=data["emb"], teacher_logits=data["tl"], labels=data["y"],
                              meta=None, cfg=cfg, progress=False)
     conf = C.Config()
@@ -663,13 +679,18 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
     x[0, lay.pad:lay.pad + len(frames)] = frames
     full = fcn_model(model, cfg, lay)
     front = full.get_layer("tokens")
-    assert front.half == N_FRAMES // 2
+    assert front.half == N_FRAMES // 2 and front.span == lay.span == (lay.pad, lay.pad + lay.frames)
     import keras
 
-    vec = np.asarray(keras.Model(full.inputs[0], front.output)(x))[0]
+    tokens_of = keras.Model(full.inputs[0], front.output)
+    vec = np.asarray(tokens_of(x))[0]
     for i, (lo, hi, c, st) in enumerate(front.books):
-        ids = token_front(x, lo, hi, c, st, "running", half=N_FRAMES // 2)[0]
+        ids = token_front(x, lo, hi, c, st, "running", half=N_FRAMES // 2, span=lay.span)[0]
         np.testing.assert_allclose(vec[:, 8 * i:8 * i + 8], np.asarray(front.tables[i])[ids], rtol=1e-6)
+    louder = x.copy()
+    louder[0, :lay.pad] = -40.0  # the silence before the file does not move its frames' centres
+    inside = slice(lay.pad, lay.pad + lay.frames)
+    np.testing.assert_allclose(np.asarray(tokens_of(louder))[0][inside], vec[inside], rtol=1e-6)
     ref = predict_keras(model, wins[:12])["logits"]
     pos = window_positions(window_starts(12, (0.0,), conf), lay)[:, 0]
     fp = write_tflite(full, tmp_path / "fcn_fp32.tflite", outputs=("logits",))
@@ -682,11 +703,19 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
         assert np.corrcoef(got[pos].ravel(), ref.ravel())[0, 1] > 0.8
         assert auc(got[pos].ravel(), y[:12].ravel()) > 0.9
         assert auc(got[pos[1:]].ravel(), y[:11].ravel()) < 0.75  # read one row off
-    mean = replace(cfg, token_center="mean")
+    # the same weights centred on the window's mean: over the file, a box of the window's length
+    mean = replace(cfg, token_center="mean", token_running=0.2)
     other = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
                           n_meta=0, cfg=mean, codebooks=front.books)
+    other.set_weights(model.get_weights())
+    as_mean = fcn_model(other, mean, lay)
+    assert (as_mean.get_layer("tokens").center, as_mean.get_layer("tokens").half) == ("running", N_FRAMES // 2)
+    np.testing.assert_allclose(np.asarray(as_mean(x)["logits"]), np.asarray(full(x)["logits"]), rtol=1e-5, atol=1e-5)
+    median = replace(cfg, token_center="median")
+    other = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,
+                          n_meta=0, cfg=median, codebooks=front.books)
     with pytest.raises(ValueError, match="no whole-file form"):
-        fcn_model(other, mean, lay)
+        fcn_model(other, median, lay)
 
 
 def test_predictor_reads_a_minute_off_the_whole_file_graph_and_falls_back(whole_file: dict, caplog) -> None:

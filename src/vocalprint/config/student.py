@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from .errors import ConfigError, check_choice
 
+TOKEN_CENTERS = ("median", "mean", "running")  # distill.token_center (student.token_front)
+
 
 @dataclass(frozen=True)
 class StudentConfig:
@@ -129,7 +131,7 @@ class StudentConfig:
 
     def __post_init__(self) -> None:
         check_choice("distill.front", self.front, ("mel", "tokens"))
-        check_choice("distill.token_center", self.token_center, ("median", "mean", "running"))
+        check_choice("distill.token_center", self.token_center, TOKEN_CENTERS)
         check_choice("distill.token_body", self.token_body, ("1d", "2d"))
         check_choice("distill.stem", self.stem, ("stride4", "conv_pool", "conv"))
         check_choice("distill.freq_pool", self.freq_pool, ("learned", "mean"))

@@ -11,15 +11,20 @@ a window starting at every position (``[positions, C]``). A window that starts a
 position ``round((s + pad) / step)``: its start moves by at most half a position (``step / 2``
 frames, 0.5 s for the default student), and its edges see the neighbouring audio instead of the
 zero padding the student saw while training. The dev AUC of both forms is in ``docs/results.md``.
-A token student has this form when its token front centres each frame on a running mean
-(``distill.token_center="running"``): a frame's tokens are then the same in every window.
+A token student has this form when its token front centres each frame on a mean that is the same
+in every window holding the frame: a running mean (``distill.token_center="running"``), its boxes
+cut to the file's frames as the training windows' were cut to theirs. A student trained on each
+window's own mean (``"mean"``) is read over the file with a running mean over a box of the window's
+length centred on each frame: the window's mean for its middle frame, an approximation elsewhere
+whose cost in AUC ``docs/results.md`` measures (:func:`has_fcn` says which students the stage
+exports the form for). A median-centred student has no such form.
 
 :class:`FcnLayout` is what the predictor needs to place windows on the graph; it is stored in the
 student stage's manifest. TensorFlow/Keras are imported inside functions.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,12 +38,15 @@ FCN_FILE = "student_fcn_int8.tflite"
 class FcnLayout:
     """The whole-file graph's geometry: ``length`` input frames, of which the first ``pad`` are
     silence before the file; one output position per ``step`` frames; a training window spans
-    ``width`` positions. Logit row ``p`` is the window over positions ``p .. p + width - 1``."""
+    ``width`` positions. Logit row ``p`` is the window over positions ``p .. p + width - 1``.
+    ``frames``: the file's frames after the silence (a token front's running centre is cut to
+    them; 0 when not known: all ``length``)."""
 
     length: int
     pad: int
     step: int
     width: int
+    frames: int = 0
 
     @property
     def positions(self) -> int:
@@ -49,7 +57,12 @@ class FcnLayout:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FcnLayout":
-        return cls(**{k: int(d[k]) for k in ("length", "pad", "step", "width")})
+        return cls(**{k: int(d[k]) for k in ("length", "pad", "step", "width")}, frames=int(d.get("frames", 0)))
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The file's frames in the graph's input: ``[pad, pad + frames)``."""
+        return self.pad, (self.pad + self.frames if self.frames else self.length)
 
 
 def row_offsets(cfg: Config) -> tuple[float, ...]:
@@ -103,7 +116,7 @@ def layout_for(model: Any, cfg: Config, file_s: float = 60.0) -> FcnLayout:
     pad = step * int(np.ceil(max(0, -int(starts.min())) / step))
     last = int(window_positions(starts, FcnLayout(0, pad, step, width)).max())
     length = step * max(last + width, int(np.ceil((pad + n_frames) / step)))
-    return FcnLayout(length=length, pad=pad, step=step, width=width)
+    return FcnLayout(length=length, pad=pad, step=step, width=width, frames=n_frames)
 
 
 def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
@@ -117,13 +130,15 @@ def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
 
     names = {lay.name for lay in model.layers}
     tokens = {}
-    if "tokens" in names:  # a token student: the same codebooks, the running centre's box as trained
+    if "tokens" in names:  # a token student: the same codebooks, centred on a running mean over the file
         front = model.get_layer("tokens")
-        if front.center != "running":
-            raise ValueError(f"a token student centred on the window's {front.center} has no whole-file "
-                             "form: a frame's tokens would differ between the windows that hold it")
-        tokens = {"codebooks": front.books,
-                  "token_half": int(model.inputs[0].shape[1]) // 2 if front.half is None else front.half}
+        if front.center == "median":
+            raise ValueError("a token student centred on the window's median has no whole-file form: a "
+                             "frame's tokens would differ between the windows that hold it")
+        # the box it was trained with; for a window-mean student, the window's length about each frame
+        half = front.half if front.center == "running" else int(model.inputs[0].shape[1]) // 2
+        tokens = {"codebooks": front.books, "token_half": half, "token_span": layout.span}
+        cfg = replace(cfg, token_center="running")
     full = build_student(
         n_frames=layout.length, n_mels=int(model.inputs[0].shape[2]),
         n_classes=int(model.get_layer("logits").units),
@@ -155,8 +170,8 @@ def calibration_files(windows: np.ndarray, layout: FcnLayout, *, n: int, silence
 
 
 def has_fcn(student_cfg: Any) -> bool:
-    """Whether a student of this ``StudentConfig`` has a whole-file form: the Mel student, and a
-    token student whose frames are centred on a running mean (the same in every window)."""
+    """Whether the stage exports a whole-file form for a student of this ``StudentConfig``: the Mel
+    student, and a token student whose frames are centred on a running mean."""
     return student_cfg.front == "mel" or student_cfg.token_center == "running"
 
 

@@ -41,13 +41,15 @@ def build_student(
     cfg: StudentConfig,
     codebooks: Sequence[tuple[int, int, np.ndarray, bool]] | None = None,
     token_half: int | None = None,
+    token_span: tuple[int, int] | None = None,
 ) -> "keras.Model":
     """The student network: input ``mels`` ``[b, n_frames, n_mels]`` float32 (dB log-Mel).
 
     ``cfg.front == "tokens"`` needs ``codebooks`` (:func:`fit_token_books`): ``(lo, hi,
     centroids [K, hi - lo], standardise)`` per codebook over Mel bands ``[lo, hi)`` (see
     :func:`token_front`; ``token_half``: the running centre's frames either side, by default
-    :func:`running_half` of ``n_frames``, set when the graph is a whole file); the body is then,
+    :func:`running_half` of ``n_frames``, and ``token_span`` the frames its boxes are cut to, set
+    when the graph is a whole file); the body is then,
     by ``cfg.token_body``, the 2-D body below over the [time, band group] image of token vectors (:func:`token_image`), or a 1-D CNN over time of
     ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
 
@@ -82,6 +84,7 @@ def build_student(
             raise ValueError("front='tokens' needs codebooks (fit_token_books)")
         front = token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
                                      half=running_half(cfg, n_frames) if token_half is None else token_half,
+                                     span=token_span,
                                      name="tokens")
         x = front(inp)
         if cfg.token_body == "1d":

@@ -69,7 +69,7 @@ class StudentPredictor:
         if not self.fcn_paths or self.fcn_layout is None:
             if not _WARNED:
                 _WARNED.append(True)
-                log.info("%s: no whole-file form (float32 or token-front students, or int8 ones trained "
+                log.info("%s: no whole-file form (float32 or median-centred token students, or int8 ones trained "
                          "before the form existed: retrain them to get it); scoring window by window", self.name)
             return None
         if self._fcn is None:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vocalprint.config.student import StudentConfig
+from vocalprint.config.student import TOKEN_CENTERS, StudentConfig
 
 
 def _whole_frame(books: Sequence) -> list[bool]:
@@ -45,18 +45,21 @@ def token_image(x: Any, books: list, dims: list, n_frames: int) -> Any:
     return g
 
 
-CENTERS = ("median", "mean", "running")
-
-
 def check_center(center: str) -> None:
-    if center not in CENTERS:
-        raise ValueError(f"token_center {center!r}: use one of {', '.join(CENTERS)}")
+    if center not in TOKEN_CENTERS:
+        raise ValueError(f"token_center {center!r}: use one of {', '.join(TOKEN_CENTERS)}")
 
 
-def running_bounds(t: int, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame ``i``'s box ``[lo[i], hi[i])``: ``i - half .. i + half`` cut to the ``t`` frames."""
+def running_bounds(t: int, half: int, span: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``i``'s box ``[lo[i], hi[i])``: ``i - half .. i + half`` cut to the frames ``span``
+    ``(a, b)`` of the ``t`` (all of them by default); a frame outside the span gets the part of
+    its box inside it, or the span's nearest frame."""
+    a, b = (0, t) if span is None else (int(span[0]), int(span[1]))
+    if not 0 <= a < b <= t:
+        raise ValueError(f"running centre span {span} outside the {t} frames")
     i = np.arange(t)
-    return np.maximum(i - half, 0), np.minimum(i + half + 1, t)
+    lo = np.minimum(np.maximum(i - half, a), b - 1)
+    return lo, np.maximum(np.minimum(i + half + 1, b), lo + 1)
 
 
 def running_half(cfg: StudentConfig, n_frames: int) -> int:
@@ -65,29 +68,31 @@ def running_half(cfg: StudentConfig, n_frames: int) -> int:
     return int(round(cfg.token_running * n_frames))
 
 
-def running_mean(x: np.ndarray, half: int) -> np.ndarray:
-    """Each frame's per-band mean over the frames within ``half`` of it (the box cut at the edges
-    of ``x`` ``[b, T, M]``), from cumulative sums of the bands minus their mean over ``x``, so a
-    whole file's sums stay small. Frame ``T // 2`` of a window of ``T`` frames with
-    ``half = T // 2`` gets the window's mean."""
+def running_mean(x: np.ndarray, half: int, span: tuple[int, int] | None = None) -> np.ndarray:
+    """Each frame's per-band mean over the frames within ``half`` of it (the box cut to ``span``,
+    by default the edges of ``x`` ``[b, T, M]``: :func:`running_bounds`), from cumulative sums of
+    the bands minus their mean over the span, so a whole file's sums stay small. Frame ``T // 2``
+    of a window of ``T`` frames with ``half = T // 2`` gets the window's mean."""
     x = np.asarray(x, np.float32)
-    mu = x.mean(axis=1, keepdims=True)
+    lo, hi = running_bounds(x.shape[1], half, span)
+    a, b = (0, x.shape[1]) if span is None else span
+    mu = x[:, a:b].mean(axis=1, keepdims=True)
     c = np.concatenate([np.zeros_like(x[:, :1]), np.cumsum(x - mu, axis=1, dtype=np.float32)], axis=1)
-    lo, hi = running_bounds(x.shape[1], half)
     return mu + (c[:, hi] - c[:, lo]) / (hi - lo).astype(np.float32)[None, :, None]
 
 
 def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: str = "median",
-                   half: int | None = None) -> np.ndarray:
+                   half: int | None = None, span: tuple[int, int] | None = None) -> np.ndarray:
     """dB windows ``[b, T, M]`` -> the features one codebook clusters, ``[b, T, hi - lo]``: bands
     ``[lo, hi)`` minus each band's median or mean over the window, or (``"running"``) minus its
-    :func:`running_mean` over the ``half`` (default ``T // 2``) frames either side, which a
-    whole file computes once for every window it holds; then, if ``standardise``, each frame
-    z-scored over its bands (:func:`vocalprint.tokens.codebook.frame_features`)."""
+    :func:`running_mean` over the ``half`` (default ``T // 2``) frames either side (cut to
+    ``span``), which a whole file computes once for every window it holds; then, if
+    ``standardise``, each frame z-scored over its bands
+    (:func:`vocalprint.tokens.codebook.frame_features`)."""
     v = np.asarray(x, np.float32)[:, :, lo:hi]
     check_center(center)
     if center == "running":
-        v = v - running_mean(v, v.shape[1] // 2 if half is None else half)
+        v = v - running_mean(v, v.shape[1] // 2 if half is None else half, span)
     else:
         v = v - (np.median(v, axis=1, keepdims=True) if center == "median" else v.mean(axis=1, keepdims=True))
     if standardise:
@@ -102,11 +107,11 @@ def _stages(centroids: np.ndarray) -> np.ndarray:
 
 
 def token_front(x: np.ndarray, lo: int, hi: int, centroids: np.ndarray, standardise: bool = True,
-                center: str = "median", half: int | None = None) -> np.ndarray:
+                center: str = "median", half: int | None = None, span: tuple[int, int] | None = None) -> np.ndarray:
     """NumPy reference of one codebook of the token front: dB windows ``[b, T, M]`` -> token ids
     ``[b, T]`` (nearest centroid of :func:`token_features`); with residual stages (``centroids``
     ``[S, K, d]``) ids ``[b, T, S]``, stage s + 1 the nearest centroid to what stage s left."""
-    v = token_features(x, lo, hi, standardise, center, half)
+    v = token_features(x, lo, hi, standardise, center, half, span)
     ids = []
     for cs in _stages(centroids):
         ids.append(np.argmax(v @ cs.T - 0.5 * (cs * cs).sum(1), axis=-1))
@@ -183,13 +188,15 @@ def token_front_layer() -> Any:
         @keras.saving.register_keras_serializable(package="vocalprint")
         class TokenFront(keras.layers.Layer):
             def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, center: str = "median",
-                         half: int | None = None, **kw: Any) -> None:
+                         half: int | None = None, span: tuple[int, int] | None = None, **kw: Any) -> None:
                 super().__init__(**kw)
                 check_center(center)
                 self.center = center
                 # the running centre's frames either side: the input's T // 2 unless given (a whole file's
-                # graph keeps its training windows')
+                # graph keeps its training windows'); its boxes cut to the input's frames ``span`` (a whole
+                # file's graph: the file's, not the silence around it)
                 self.half = None if half is None else int(half)
+                self.span = None if span is None else (int(span[0]), int(span[1]))
                 self.books = [(int(lo), int(hi), np.asarray(c, np.float32), bool(st)) for lo, hi, c, st in codebooks]
                 self.stages = [_stages(c) for _, _, c, _ in self.books]  # [S, K, d] each
                 # a whole-frame codebook gets twice the dimensions of a band group's
@@ -213,9 +220,10 @@ def token_front_layer() -> Any:
                     c0 = top[..., k - 1] if t % 2 else 0.5 * (top[..., k - 2] + top[..., k - 1])
                     xc = x - c0[:, None, :]
                 elif self.center == "running":  # as running_mean: CUMSUM and two constant gathers
-                    x0 = x - ops.mean(x, axis=1, keepdims=True)
+                    a, b = self.span or (0, t)
+                    x0 = x - ops.mean(x[:, a:b], axis=1, keepdims=True)
                     c = ops.concatenate([ops.zeros_like(x0[:, :1]), ops.cumsum(x0, axis=1)], axis=1)
-                    lo, hi = running_bounds(t, t // 2 if self.half is None else self.half)
+                    lo, hi = running_bounds(t, t // 2 if self.half is None else self.half, self.span)
                     box = tf.gather(c, hi, axis=1) - tf.gather(c, lo, axis=1)
                     xc = x0 - box * ops.convert_to_tensor((1.0 / (hi - lo)).astype(np.float32)[None, :, None])
                 else:
