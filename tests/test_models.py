@@ -159,13 +159,12 @@ def test_tokens_cnn_trains_exports_and_predicts(trained, tcfg, standin_teacher, 
     root, ds = trained[0], trained[1]
     model, labels = standin_teacher
     cfg = C.override(C.override(tcfg, "teacher.model_path", model), "teacher.labels_path", labels)
-    cfg = C.override(cfg, "distill", {"token_groups": 4, "token_k": 16, "token_k_frame": 32, "token_sample": 20000,
-                                      "token_center": "running"})
+    cfg = C.override(cfg, "distill", {"token_groups": 4, "token_k": 16, "token_k_frame": 32, "token_sample": 20000})
     pred = models.predictor(cfg, ds, root, "tokens-cnn")
     assert pred.cfg.distill.front == "tokens" and cfg.distill.front == "mel"
     sdir = pipeline.distill(C.override(cfg, "distill.front", "tokens"), ds, root)[0]
     m = A.manifest(sdir)
-    # centred on a running mean, a token student has the whole-file form
+    # centred on the window's mean (the default), a token student has the whole-file form
     assert m["config"]["front"] == "tokens" and m["int8_file"] == "weights" and m["fcn"]["step"] == 8
     assert pred.fcn_runner() is not None and (sdir / "student_fcn_int8.tflite").exists()
     x = load_audio(ds.test_soundscapes[0])

@@ -44,11 +44,12 @@ class StudentConfig:
     # per frame like the whole-frame codebook (False: shape only, as tokens-nb's sub-bands)
     token_level: bool = True
     token_sample: int = 200_000  # frames sampled (seeded) from the training windows per K-means fit
-    # per-band background removed before tokenizing: the window's own "mean" or "median" (no
-    # whole-file form: a frame's tokens differ between the windows that hold it); or "running", each
-    # frame's mean over the frames within ``token_running`` of the window's length (cut at the
-    # window's edges), which a whole file computes once for all its windows (student.fcn): faster
-    # at inference, lower dev AUC so far (docs/results.md)
+    # per-band background removed before tokenizing: the window's own "mean" or "median"; or
+    # "running", each frame's mean over the frames within ``token_running`` of the window's length
+    # (cut at the window's edges), which a whole file computes once for all its windows. The
+    # whole-file form (student.fcn) reads a "running" student with its own box and a "mean" one
+    # with a box of the window's length about each frame (an approximation, measured in
+    # docs/results.md); a "median" one has none
     token_center: str = "mean"
     token_running: float = 0.5  # the running centre's frames either side, as a share of the window's frames
     # residual quantisation: stage s + 1 of every codebook (K centroids again) quantises what

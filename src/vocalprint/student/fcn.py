@@ -171,8 +171,9 @@ def calibration_files(windows: np.ndarray, layout: FcnLayout, *, n: int, silence
 
 def has_fcn(student_cfg: Any) -> bool:
     """Whether the stage exports a whole-file form for a student of this ``StudentConfig``: the Mel
-    student, and a token student whose frames are centred on a running mean."""
-    return student_cfg.front == "mel" or student_cfg.token_center == "running"
+    student, and a token student whose frames are centred on a running mean or on the window's
+    mean (read over the file as a running mean: :func:`fcn_model`)."""
+    return student_cfg.front == "mel" or student_cfg.token_center in ("running", "mean")
 
 
 def export_fcn(model: Any, path: Any, cfg: Config, student_cfg: Any, windows: np.ndarray, *,
