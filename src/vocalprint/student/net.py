@@ -49,9 +49,9 @@ def build_student(
     centroids [K, hi - lo], standardise)`` per codebook over Mel bands ``[lo, hi)`` (see
     :func:`token_front`; ``token_half``: the running centre's frames either side, by default
     :func:`running_half` of ``n_frames``, and ``token_span`` the frames its boxes are cut to, set
-    when the graph is a whole file); the body is then,
-    by ``cfg.token_body``, the 2-D body below over the [time, band group] image of token vectors (:func:`token_image`), or a 1-D CNN over time of
-    ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
+    when the graph is a whole file); the body is then, by ``cfg.token_body``, the 2-D body below
+    over the [time, band group] image of token vectors (:func:`token_image`), or a 1-D CNN over
+    time of ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
 
     Outputs, a dict of float32 tensors:
       ``logits``    ``[b, n_classes]``       competition species (use with sigmoid);

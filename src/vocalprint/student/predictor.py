@@ -63,7 +63,8 @@ class StudentPredictor:
 
     def fcn_runner(self):
         """The whole-file interpreters (one set per process, made on first use), or None when the
-        students have no whole-file form (built before it existed, or a float32 model)."""
+        students have no whole-file form (built before it existed, a float32 model, or a
+        median-centred token student)."""
         from vocalprint.student.runtime import StudentEnsemble, StudentRunner
 
         if not self.fcn_paths or self.fcn_layout is None:

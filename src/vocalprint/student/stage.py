@@ -286,8 +286,8 @@ def run_all(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir:
 def run(cfg: Config, ds: Dataset, mel_dir: Path, cache_dir: Path, tfeat_dir: Path, root: Path,
         member: int = 0, pseudo_dir: Path | None = None, round_: int = 0) -> Path:
     """Train one student -> ``student_fp32.tflite``, ``student_int8.tflite``, ``history.json``, and
-    for a Mel student (or a token student centred on a running mean) its whole-file int8 form
-    (:mod:`vocalprint.student.fcn`, layout in the manifest).
+    for the students :func:`~vocalprint.student.fcn.has_fcn` names (Mel, and token students centred
+    on a mean) their whole-file int8 form (:mod:`vocalprint.student.fcn`, layout in the manifest).
 
     ``member`` j > 0 trains on the same windows (and validation split) as member 0, from other
     initial weights, batch order and augmentations (training seed ``distill.seed + 1000 j``).
