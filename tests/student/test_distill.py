@@ -578,6 +578,9 @@ def test_whole_file_layout_holds_a_minute_and_its_shifted_windows() -> None:
     # each window moves by at most half a position
     assert np.abs(pos * lay.step - lay.pad - starts).max() <= lay.step // 2
     assert fits(3751, pos, lay)  # a one-minute file at hop 512
+    short = window_positions(window_starts(11, (-2.5, 0.0, 2.5), cfg), lay)
+    assert fits(3400, short, lay) and not fits(3400, short, lay, exact=True)  # a token front's span is the minute
+    assert fits(3751, pos, lay, exact=True)
     assert lay.frames == 3751 and lay.span == (192, 192 + 3751) and FcnLayout.from_dict(lay.to_dict()) == lay
     old = {k: v for k, v in lay.to_dict().items() if k != "frames"}  # a manifest written before the field
     assert FcnLayout.from_dict(old).span == (192, lay.length)

@@ -85,8 +85,12 @@ def window_positions(starts: np.ndarray, layout: FcnLayout) -> np.ndarray:
     return np.floor((np.asarray(starts) + layout.pad) / layout.step + 0.5).astype(np.int64)
 
 
-def fits(n_frames: int, positions: np.ndarray, layout: FcnLayout) -> bool:
-    """Whether a file of ``n_frames`` frames and its windows' ``positions`` fit the graph."""
+def fits(n_frames: int, positions: np.ndarray, layout: FcnLayout, *, exact: bool = False) -> bool:
+    """Whether a file of ``n_frames`` frames and its windows' ``positions`` fit the graph.
+    ``exact``: the graph reads the file's frames as exactly ``layout.frames`` long (a token
+    front's running centre is cut to that span; a shorter file's boxes would read silence)."""
+    if exact and layout.frames and n_frames != layout.frames:
+        return False
     return (layout.pad + n_frames <= layout.length and positions.size > 0
             and int(positions.min()) >= 0 and int(positions.max()) < layout.positions)
 

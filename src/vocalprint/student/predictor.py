@@ -99,12 +99,13 @@ class StudentPredictor:
 
     def whole_file_logits(self, fcn, frames: np.ndarray, n: int, offsets: tuple[float, ...]) -> np.ndarray | None:
         """``[n, len(offsets), C]`` logits from the whole-file graph, or None (logged) for a file
-        it does not hold (longer than the graph's minute, or a shift past its edges)."""
+        it does not hold (longer than the graph's minute, or a shift past its edges; for a token
+        student, any length but the graph's minute)."""
         lay = self.fcn_layout
         pos = window_positions(window_starts(n, offsets, self.cfg), lay)
-        if not fits(len(frames), pos, lay):
+        if not fits(len(frames), pos, lay, exact=self.cfg.distill.front == "tokens"):
             log.info("%s: a file of %d frames does not fit the whole-file graph (%d); scored window by "
-                     "window", self.name, len(frames), lay.length - lay.pad)
+                     "window", self.name, len(frames), lay.frames or lay.length - lay.pad)
             return None
         x = np.full((1, lay.length, frames.shape[1]), silence(self.cfg.mel), np.float32)
         x[0, lay.pad:lay.pad + len(frames)] = frames
