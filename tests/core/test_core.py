@@ -255,6 +255,30 @@ def test_one_blas_thread_limits_blas_inside_only():
     assert blas_threads() == before
 
 
+def test_one_blas_thread_limits_a_blas_loaded_after_its_first_use():
+    """Faiss brings its own OpenBLAS; imported after the context was first entered, it is limited too
+    (a fresh process: in this one Faiss is already loaded)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from threadpoolctl import threadpool_info\n"
+        "from vocalprint.core.parallel import one_blas_thread\n"
+        "with one_blas_thread(): pass\n"
+        "n = len([i for i in threadpool_info() if i['user_api'] == 'blas'])\n"
+        "import faiss\n"
+        "libs = [i for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "with one_blas_thread():\n"
+        "    inside = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "print(n, len(libs), max(inside))\n")
+    env = {**__import__("os").environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    before, after, inside = map(int, out.stdout.split())
+    if after <= before:
+        pytest.skip("this faiss build brings no BLAS of its own")
+    assert inside == 1
+
+
 def _shipped_in_worker(ship) -> tuple[int, int, float]:
     import os
 

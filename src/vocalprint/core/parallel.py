@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 EXECUTORS = ("local", "dask-local", "dask")
 _CLIENT: Any = None  # the Dask client of the current run, set by ``executor()``
 _PROCESS_CACHE: dict = {}
+_BLAS_CONTROLLER: dict = {}  # this process's thread-pool controller and the module count it was made at
 
 
 def process_cached(key, factory: Callable[[], Any]) -> Any:
@@ -64,12 +65,18 @@ _SHIPPED: dict = {}  # insertion-ordered: the oldest is dropped first
 
 def one_blas_thread():
     """A context keeping BLAS to one thread in this process, for a task's large matrix products
-    (one task per core; threads inside would oversubscribe). The controller is made once per
-    process: entering costs about 6 us, against 200 us for a fresh ``threadpool_limits``."""
+    (one task per core; threads inside would oversubscribe). The controller, which lists the
+    thread pools of the libraries loaded when it is made, is made again only after a module was
+    imported since (one may have loaded another BLAS: Faiss, TensorFlow): entering then costs about
+    6 us, against 200 us for a fresh ``threadpool_limits``."""
+    import sys
+
     from threadpoolctl import ThreadpoolController
 
-    ctl = process_cached(("threadpool-controller",), ThreadpoolController)
-    return ctl.limit(limits=1, user_api="blas")
+    seen = len(sys.modules)
+    if _BLAS_CONTROLLER.get("modules") != seen:
+        _BLAS_CONTROLLER.update(modules=seen, ctl=ThreadpoolController())
+    return _BLAS_CONTROLLER["ctl"].limit(limits=1, user_api="blas")
 
 
 @contextlib.contextmanager
