@@ -3,7 +3,9 @@
 ``taxonomy.csv`` class, each row scored as ``make submit`` does (windows shifted
 ± ``submit.student_shift_s``), with and without ``--file-max`` (each species' maximum over the
 file blended into its rows, as ``submit.file_max``). The members are trained first when missing.
-The spread over the lone members is the seed spread of one student.
+The spread over the lone members is the seed spread of one student. ``--model tokens-cnn`` does
+the same for the token students; students with the whole-minute form are read over the minute
+(``submit.student_fcn``, as ``make submit`` does).
 
     PYTHONPATH=src .venv/bin/python notebooks/research/student_members.py --data ../shared/data/dev-wide \\
         --artifacts artifacts --set distill.members=3 --save artifacts/metrics/members
@@ -47,10 +49,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--file-max", type=float, default=0.2, help="the file-maximum share of the second table")
+    ap.add_argument("--model", default="student", choices=("student", "tokens-cnn"))
     ap.add_argument("--save", type=Path, help="write each set's submission here (student-<members>.csv), e.g. "
                     "for recommended.py --student")
     a, cfg, ds, root, solution = dev_setup(["run.progress=false"], ap)
-    pred = models.predictor(cfg, ds, root, "student")
+    pred = models.predictor(cfg, ds, root, a.model)
+    cfg = pred.cfg  # the model's own configuration (tokens-cnn: the token front)
     groups = taxon_groups(pd.read_csv(Path(a.data) / "taxonomy.csv"))
     n = len(pred.model_paths)
     sets = [(j,) for j in range(n)] + (list(itertools.combinations(range(n), 2)) if n > 2 else []) \
@@ -58,8 +62,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for members in sets:
-            p = StudentPredictor(name="student", cfg=cfg, species=pred.species,
-                                 model_paths=[pred.model_paths[j] for j in members])
+            fcn = dict(fcn_paths=[pred.fcn_paths[j] for j in members], fcn_layout=pred.fcn_layout.to_dict()) \
+                if pred.fcn_paths and pred.fcn_layout is not None else {}
+            p = StudentPredictor(name=a.model, cfg=cfg, species=pred.species,
+                                 model_paths=[pred.model_paths[j] for j in members], **fcn)
             p.prior = pred.prior
             out = Path(tmp) / "submission.csv"
             submit.run(cfg, ds, [p], out)
