@@ -30,7 +30,7 @@ def main() -> None:
     worst, used, mismatched = 0.0, {"miniaudio": 0, "soundfile": 0}, []
     for f in a.files:
         p = Path(f)
-        took = "miniaudio" if decode._vorbis(p, None) is not None else "soundfile"
+        took = "miniaudio" if decode.read_vorbis(p, None) is not None else "soundfile"
         used[took] += 1
         x, y = decode.load_audio(p), decode.load_audio(p, decoder="soundfile")
         if x.shape != y.shape:

@@ -515,7 +515,7 @@ def main() -> None:
                "soxr 32 -> 48 kHz": lambda: soxr.resample(y, sr, 48000)}
         if importlib.util.find_spec("av"):  # FFmpeg's Vorbis decoder (optional; scratch venv)
             fns["PyAV (FFmpeg)"] = lambda: _decode_av(path)
-        if importlib.util.find_spec("miniaudio"):  # stb_vorbis (optional; scratch venv)
+        if importlib.util.find_spec("miniaudio"):  # stb_vorbis (a project dependency; load_audio uses it for Ogg Vorbis)
             fns["miniaudio (stb_vorbis)"] = lambda: _decode_miniaudio(path)
         ctx = best_of(fns, a.repeat)
         mins = y.size / sr / 60

@@ -33,9 +33,9 @@ def write(path: Path, x: np.ndarray, sr: int, subtype: str = "VORBIS") -> Path:
 @pytest.mark.parametrize("sr,channels,seconds", [(32000, 1, 12.0), (44100, 2, 7.5), (32000, 1, 0.3), (22050, 1, 3.0)])
 def test_vorbis_path_equals_libsndfile(tmp_path, sr, channels, seconds):
     p = write(tmp_path / "a.ogg", seeded(sr, seconds, channels), sr)
-    raw = decode._vorbis(p, None)
+    raw = decode.read_vorbis(p, None)
     assert raw is not None, "miniaudio should decode a plain Ogg Vorbis file"
-    ref, native = decode._soundfile(p, None)
+    ref, native = decode.read_libsndfile(p, None)
     assert raw[1] == native == sr and raw[0].shape == ref.shape
     assert np.abs(raw[0] - ref).max() < 1e-6
     a, b = load_audio(p), load_audio(p, decoder="soundfile")
@@ -49,13 +49,13 @@ def test_other_files_go_to_libsndfile(tmp_path):
     sf.write(str(wav), x, 32000)
     opus = write(tmp_path / "b.ogg", seeded(48000, 2.0), 48000, subtype="OPUS")
     for p in (wav, opus):
-        assert decode._vorbis(p, None) is None, p.name
+        assert decode.read_vorbis(p, None) is None, p.name
         assert np.array_equal(load_audio(p), load_audio(p, decoder="soundfile")), p.name
 
 
 def test_max_s_shorter_than_the_file_reads_only_that_part(tmp_path):
     p = write(tmp_path / "long.ogg", seeded(32000, 9.0), 32000)
-    assert decode._vorbis(p, 4.0) is None and decode._vorbis(p, 9.5) is not None
+    assert decode.read_vorbis(p, 4.0) is None and decode.read_vorbis(p, 9.5) is not None
     a = load_audio(p, max_s=4.0)
     assert len(a) == 4 * 32000 and np.array_equal(a, load_audio(p, max_s=4.0, decoder="soundfile"))
 

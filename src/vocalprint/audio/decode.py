@@ -26,14 +26,14 @@ def load_audio(path: str | Path, *, sr: int = 32000, max_s: float | None = None,
     Stereo is averaged, other rates are resampled with soxr, NaN/inf samples are zeroed and a float
     file far beyond full scale is rescaled to peak 1 (both logged). Raises :class:`AudioError` for a
     missing, empty, truncated or undecodable file, or one with an implausible sample rate.
-    ``decoder``: ``auto`` decodes Ogg Vorbis with miniaudio where it can (:func:`_vorbis`), everything
+    ``decoder``: ``auto`` decodes Ogg Vorbis with miniaudio where it can (:func:`read_vorbis`), everything
     else with libsndfile; ``soundfile`` always uses libsndfile.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     p = Path(path)
-    got = _vorbis(p, max_s) if decoder == "auto" else None
-    x, native = got if got is not None else _soundfile(p, max_s)
+    got = read_vorbis(p, max_s) if decoder == "auto" else None
+    x, native = got if got is not None else read_libsndfile(p, max_s)
     if x.size == 0:
         raise AudioError(f"{p}: no audio samples (zero length)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
@@ -54,12 +54,13 @@ def load_audio(path: str | Path, *, sr: int = 32000, max_s: float | None = None,
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _vorbis(p: Path, max_s: float | None) -> tuple[np.ndarray, int] | None:
+def read_vorbis(p: Path, max_s: float | None) -> tuple[np.ndarray, int] | None:
     """Samples [frames, channels] float32 and the native rate of an Ogg Vorbis file decoded by
     miniaudio (stb_vorbis, about 1.2x faster than libvorbis through libsndfile; the samples equal
-    within 1e-6: docs/results.md), or None where :func:`_soundfile` should decide: not ``.ogg``, miniaudio missing,
-    a stream stb_vorbis cannot read (Opus, FLAC in Ogg, damage), a length other than the header's
-    (a truncated file), or a file longer than ``max_s`` (libsndfile reads only the part kept)."""
+    within 1e-6: docs/results.md), or None where :func:`read_libsndfile` should decide: not
+    ``.ogg``, miniaudio missing, a stream stb_vorbis cannot read (Opus, FLAC in Ogg, damage), a
+    length other than the header's (a truncated file), or a file longer than ``max_s`` (libsndfile
+    reads only the part kept)."""
     if p.suffix.lower() != ".ogg":
         return None
     try:
@@ -80,7 +81,7 @@ def _vorbis(p: Path, max_s: float | None) -> tuple[np.ndarray, int] | None:
     return (x, info.sample_rate) if len(x) == info.num_frames else None
 
 
-def _soundfile(p: Path, max_s: float | None) -> tuple[np.ndarray, int]:
+def read_libsndfile(p: Path, max_s: float | None) -> tuple[np.ndarray, int]:
     """Samples [frames, channels] float32 and the native rate of any file libsndfile reads."""
     import soundfile as sf
 

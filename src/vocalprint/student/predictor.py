@@ -103,9 +103,11 @@ class StudentPredictor:
         student, any length but the graph's minute)."""
         lay = self.fcn_layout
         pos = window_positions(window_starts(n, offsets, self.cfg), lay)
-        if not fits(len(frames), pos, lay, exact=self.cfg.distill.front == "tokens"):
-            log.info("%s: a file of %d frames does not fit the whole-file graph (%d); scored window by "
-                     "window", self.name, len(frames), lay.frames or lay.length - lay.pad)
+        exact = self.cfg.distill.front == "tokens"
+        if not fits(len(frames), pos, lay, exact=exact):
+            log.info("%s: a file of %d frames does not fit the whole-file graph (%s %d); scored window by "
+                     "window", self.name, len(frames), "exactly" if exact and lay.frames else "at most",
+                     lay.frames if exact and lay.frames else lay.length - lay.pad)
             return None
         x = np.full((1, lay.length, frames.shape[1]), silence(self.cfg.mel), np.float32)
         x[0, lay.pad:lay.pad + len(frames)] = frames
