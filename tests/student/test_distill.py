@@ -517,11 +517,14 @@ def test_token_student_keys() -> None:
 
     from vocalprint.config import fingerprint
 
-    later = ("members", "token_stages", "token_running", *student.ROUND_FIELDS)
+    later = ("members", "token_stages", "token_running", "token_quant", *student.ROUND_FIELDS)
     before = {f.name: getattr(tok.distill, f.name) for f in fields(tok.distill) if f.name not in later}
     assert student.key(tok, "tf", "c") == fingerprint("student", before, "tf", "c")
     assert student.key(C.override(tok, "distill.token_stages", "2"), "tf", "c") != student.key(tok, "tf", "c")
     assert student.key(C.override(tok, "distill.token_running", "0.2"), "tf", "c") != student.key(tok, "tf", "c")
+    assert student.key(C.override(tok, "distill.token_quant", "int8"), "tf", "c") != student.key(tok, "tf", "c")
+    with pytest.raises(C.ConfigError, match="distill.token_quant"):
+        C.override(tok, "distill.token_quant", "int4")
     with pytest.raises(C.ConfigError, match="distill.front"):
         student.run(C.override(mel, "distill.front", "pcen"), None, Path("m"), Path("c"), Path("t"), Path("r"))
 
@@ -663,7 +666,7 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
     the windowed student's. A student centred on each window's own mean is read with a box of the
     window's length about each frame; one centred on the window's median has no such form."""
     from vocalprint import config as C
-    from vocalprint.student.export import write_tflite
+    from vocalprint.student.export import int8_quant, write_tflite
     from vocalprint.student.fcn import export_fcn, fcn_model, has_fcn, layout_for, window_positions, window_starts
     from vocalprint.student.token_front import token_front
 
@@ -700,6 +703,14 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
     fp = write_tflite(full, tmp_path / "fcn_fp32.tflite", outputs=("logits",))
     assert export_fcn(model, tmp_path / "fcn8.tflite", conf, cfg, wins, silence=-100.0,
                       rng=np.random.default_rng(0)) == lay
+    full8 = replace(cfg, token_quant="int8")  # distill.token_quant: full integer, calibrated
+    assert int8_quant(cfg) == "weights" and int8_quant(full8) == "int8" and int8_quant(SMALL) == "int8"
+    assert export_fcn(model, tmp_path / "fcn_full8.tflite", conf, full8, wins, silence=-100.0,
+                      rng=np.random.default_rng(0)) == lay
+    # full int8 rounds the in-graph distances (0.85 here against above 0.9): still the rows' labels
+    g8 = StudentRunner(tmp_path / "fcn_full8.tflite", outputs=("logits",)).predict(x)["logits"][0]
+    assert np.isfinite(g8).all() and auc(g8[pos].ravel(), y[:12].ravel()) > 0.75
+    assert auc(g8[pos[1:]].ravel(), y[:11].ravel()) < 0.75
     for path in (fp, tmp_path / "fcn8.tflite"):  # float32, and int8 weights as the stage writes it
         got = StudentRunner(path, outputs=("logits",)).predict(x)["logits"][0]
         # near a window's edges the windowed student's running centre is cut, the whole file's is not

@@ -51,7 +51,7 @@ def test_rounds_zero_leaves_the_student_key_as_before(front: str) -> None:
     """At their defaults the new fields stay out of the key: the key computed without them."""
     cfg = C.override(C.Config(), "distill.front", front)
     skip = {"members", "token_stages", *student.ROUND_FIELDS}  # window_budget: keyed at its default
-    skip |= {k for k in ("token_running",) if getattr(cfg.distill, k) == student.NEUTRAL[k]}
+    skip |= {k for k in ("token_running", "token_quant") if getattr(cfg.distill, k) == student.NEUTRAL[k]}
     if front == "mel":
         skip |= {f.name for f in fields(cfg.distill) if f.name.startswith("token") or f.name == "front"}
     before = {f.name: getattr(cfg.distill, f.name) for f in fields(cfg.distill) if f.name not in skip}

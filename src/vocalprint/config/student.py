@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from .errors import ConfigError, check_choice
 
 TOKEN_CENTERS = ("median", "mean", "running")  # distill.token_center (student.token_front)
+TOKEN_QUANTS = ("weights", "int8")  # distill.token_quant (student.export.int8_quant)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class StudentConfig:
     # docs/results.md); a "median" one has none
     token_center: str = "mean"
     token_running: float = 0.5  # the running centre's frames either side, as a share of the window's frames
+    # the int8 files of a token student: "weights" (int8 weights, float activations) or "int8"
+    # (full integer, calibrated on training windows, as the Mel student's; the in-graph
+    # nearest-centroid search then runs on int8 distances)
+    token_quant: str = "weights"
     # residual quantisation: stage s + 1 of every codebook (K centroids again) quantises what
     # stage s left of the frame's features; a codebook's token vector is the sum of its stages'
     # learned vectors. S stages of K give K^S cells for S x K distances per frame (one codebook of
@@ -133,6 +138,7 @@ class StudentConfig:
     def __post_init__(self) -> None:
         check_choice("distill.front", self.front, ("mel", "tokens"))
         check_choice("distill.token_center", self.token_center, TOKEN_CENTERS)
+        check_choice("distill.token_quant", self.token_quant, TOKEN_QUANTS)
         check_choice("distill.token_body", self.token_body, ("1d", "2d"))
         check_choice("distill.stem", self.stem, ("stride4", "conv_pool", "conv"))
         check_choice("distill.freq_pool", self.freq_pool, ("learned", "mean"))

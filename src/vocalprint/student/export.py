@@ -35,10 +35,10 @@ def export_tflite(
                   (a few hundred is plenty). I/O stays float32 (quantise/dequantise ops inside the
                   model) unless ``int8_io``; :class:`~vocalprint.student.runtime.StudentRunner`
                   handles both.
-      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front uses it:
-                  in full int8 a shape codebook's per-frame standardisation divides by a
-                  quantised zero on flat (padded) frames (LiteRT's DIV raised), and int8
-                  distances would round the nearest-centroid search (not measured).
+      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front's
+                  default (``distill.token_quant``): in full int8 a whole-frame shape codebook's
+                  per-frame standardisation divides by a quantised zero on flat (padded) frames
+                  (LiteRT's DIV raised), and int8 distances round the nearest-centroid search.
     The file is written to a temporary name and moved into place. Returns ``path``.
     """
     import keras
@@ -93,9 +93,9 @@ def write_tflite(infer: Any, path: Path, *, outputs: tuple[str, ...], quant: str
 
 
 def int8_quant(cfg: StudentConfig) -> str:
-    """The ``quant`` of a student's int8 file: full int8 for the Mel student, int8 weights only for
-    the token front (see :func:`export_tflite`)."""
-    return "int8" if cfg.front == "mel" else "weights"
+    """The ``quant`` of a student's int8 file: full int8 for the Mel student, for the token front
+    ``distill.token_quant`` (int8 weights only by default; see :func:`export_tflite`)."""
+    return "int8" if cfg.front == "mel" else cfg.token_quant
 
 
 def _convert(conv: Any, quant: str, representative: np.ndarray | None, int8_io: bool) -> bytes:

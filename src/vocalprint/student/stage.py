@@ -166,7 +166,7 @@ def mixes(cfg: Config, ds: Dataset, cache_dir: Path, root: Path) -> Path | None:
 # StudentConfig fields added after students were trained, with the value that means "as before"
 VAL_EVERY = 10  # one recording in this many is held out for the validation history
 NEUTRAL = {"window_budget": 0, "token_stages": 1, "rounds": 0, "pl_power": 1.0, "pl_teacher_weight": 0.5, "pl_hop_s": 2.5,
-           "max_soundscape_windows": 0, "token_running": 0.5}
+           "max_soundscape_windows": 0, "token_running": 0.5, "token_quant": "weights"}
 # self-training fields: never in a member's own key (round 0 does not read them; a later round's key
 # holds its pseudo-label stage's folder name, whose key holds them)
 ROUND_FIELDS = ("rounds", "pl_power", "pl_teacher_weight", "pl_hop_s")
