@@ -69,10 +69,9 @@ def test_damaged_files_decide_as_libsndfile_does(tmp_path):
         p.write_bytes(data)
         try:
             want = load_audio(p, decoder="soundfile")
-        except AudioError as e:
+        except AudioError:
             with pytest.raises(AudioError, match=name.replace(".", r"\.")):
                 load_audio(p)
-            assert str(e)
             continue
         got = load_audio(p)
         assert got.shape == want.shape, name

@@ -105,9 +105,9 @@ class StudentPredictor:
         pos = window_positions(window_starts(n, offsets, self.cfg), lay)
         exact = self.cfg.distill.front == "tokens"
         if not fits(len(frames), pos, lay, exact=exact):
-            log.info("%s: a file of %d frames does not fit the whole-file graph (%s %d); scored window by "
-                     "window", self.name, len(frames), "exactly" if exact and lay.frames else "at most",
-                     lay.frames if exact and lay.frames else lay.length - lay.pad)
+            holds = f"exactly {lay.frames}" if exact and lay.frames else f"at most {lay.length - lay.pad}"
+            log.info("%s: a file of %d frames does not fit the whole-file graph (%s); scored window by "
+                     "window", self.name, len(frames), holds)
             return None
         x = np.full((1, lay.length, frames.shape[1]), silence(self.cfg.mel), np.float32)
         x[0, lay.pad:lay.pad + len(frames)] = frames
