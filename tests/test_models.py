@@ -164,8 +164,10 @@ def test_tokens_cnn_trains_exports_and_predicts(trained, tcfg, standin_teacher, 
     assert pred.cfg.distill.front == "tokens" and cfg.distill.front == "mel"
     sdir = pipeline.distill(C.override(cfg, "distill.front", "tokens"), ds, root)[0]
     m = A.manifest(sdir)
-    # centred on the window's mean (the default), a token student has the whole-file form
-    assert m["config"]["front"] == "tokens" and m["int8_file"] == "weights" and m["fcn"]["step"] == 8
+    # centred on the window's mean (the default), a token student has the whole-file form, its input
+    # centred outside the graph; its int8 files keep the token front in float, the body in int8
+    assert m["config"]["front"] == "tokens" and m["int8_file"] == "body" and m["fcn"]["step"] == 8
+    assert m["fcn"]["centre_half"] > 0
     assert pred.fcn_runner() is not None and (sdir / "student_fcn_int8.tflite").exists()
     x = load_audio(ds.test_soundscapes[0])
     p = pred.predict(x, 12, {})

@@ -35,7 +35,7 @@ def main(only: str = "") -> None:
     from vocalprint.config import Config
     from vocalprint.config.student import StudentConfig
     from vocalprint.student.export import export_tflite, int8_quant
-    from vocalprint.student.fcn import export_fcn
+    from vocalprint.student.fcn import centred_input, export_fcn
     from vocalprint.student.net import build_student
     from vocalprint.student.runtime import StudentRunner
     from vocalprint.student.token_front import fit_token_books
@@ -56,7 +56,7 @@ def main(only: str = "") -> None:
             if whole:
                 lay = export_fcn(m, path, Config(), cfg, x, silence=-100.0, rng=np.random.default_rng(0))
                 r = StudentRunner(path, outputs=("logits",))
-                w = np.resize(x, (1, lay.length, 128))
+                w = centred_input(np.resize(x, (1, lay.length, 128)), lay)
             else:
                 r = StudentRunner(export_tflite(m, path, quant=int8_quant(cfg), representative=x[:16]))
                 w = x[:25]

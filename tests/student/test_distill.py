@@ -263,6 +263,10 @@ def test_export_rejects_bad_options(trained: tuple, tmp_path: Path) -> None:
         export_tflite(model, tmp_path / "x.tflite", quant="fp16")
     with pytest.raises(ValueError):
         export_tflite(model, tmp_path / "x.tflite", quant="int8")
+    with pytest.raises(ValueError, match="representative"):
+        export_tflite(model, tmp_path / "x.tflite", quant="body")
+    with pytest.raises(ValueError, match="token front"):  # the Mel student has none to keep in float
+        export_tflite(model, tmp_path / "x.tflite", quant="body", representative=np.zeros((2, *model.inputs[0].shape[1:]), np.float32))
     assert not (tmp_path / "x.tflite").exists()
 
 
@@ -434,6 +438,31 @@ def test_running_mean_is_each_frames_box_mean_cut_at_the_edges() -> None:
         running_mean(x, 20, (300, 500))
 
 
+def test_cumulative_frames_and_the_centred_whole_file_input() -> None:
+    """The blocked cumulative sum equals a float64 one (any length, one or more files, at least as
+    close as float32 ``np.cumsum``), and the whole-file graph's centred input is the frames minus
+    their running mean, in place or not."""
+    from vocalprint.student.fcn import FcnLayout, centred_input
+    from vocalprint.student.token_front import cumulative_frames, running_mean
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1, 2), (1, 31, 3), (1, 32, 3), (2, 33, 4), (3, 100, 5), (1, 4032, 16)]:
+        v = rng.normal(-50.0, 10.0, shape).astype(np.float32)
+        ref = np.concatenate([np.zeros_like(v[:, :1], np.float64), np.cumsum(v, axis=1, dtype=np.float64)], axis=1)
+        got = cumulative_frames(v)
+        assert got.shape == ref.shape and got.dtype == np.float32
+        plain = np.concatenate([np.zeros_like(v[:, :1]), np.cumsum(v, axis=1)], axis=1)
+        assert np.abs(got - ref).max() <= max(np.abs(plain - ref).max(), 1e-5 * np.abs(ref).max())
+    x = rng.normal(-60.0, 10.0, (1, 448, 8)).astype(np.float32)
+    lay = FcnLayout(length=448, pad=16, step=8, width=4, frames=400, centre_half=20)
+    ref = x - running_mean(x, 20, (16, 416))
+    np.testing.assert_allclose(centred_input(x, lay), ref, atol=1e-4)
+    assert centred_input(x, replace(lay, centre_half=0)) is x  # the graph centres its input itself
+    y = x.copy()
+    assert centred_input(y, lay, inplace=True) is y
+    np.testing.assert_allclose(y, ref, atol=1e-4)
+
+
 def test_residual_token_stages(data: dict, tmp_path: Path) -> None:
     """``token_stages=2``: stage 2 quantises what stage 1 leaves (its centroids fitted on those
     residuals), so two stages reconstruct the features better than one; the graph's lookup is
@@ -519,10 +548,12 @@ def test_token_student_keys() -> None:
 
     later = ("members", "token_stages", "token_running", "token_quant", *student.ROUND_FIELDS)
     before = {f.name: getattr(tok.distill, f.name) for f in fields(tok.distill) if f.name not in later}
-    assert student.key(tok, "tf", "c") == fingerprint("student", before, "tf", "c")
+    weights = C.override(tok, "distill.token_quant", "weights")  # the int8 files before token_quant
+    assert student.key(weights, "tf", "c") == fingerprint("student", before, "tf", "c")
+    assert tok.distill.token_quant == "body" and student.key(tok, "tf", "c") != student.key(weights, "tf", "c")
     assert student.key(C.override(tok, "distill.token_stages", "2"), "tf", "c") != student.key(tok, "tf", "c")
     assert student.key(C.override(tok, "distill.token_running", "0.2"), "tf", "c") != student.key(tok, "tf", "c")
-    assert student.key(C.override(tok, "distill.token_quant", "int8"), "tf", "c") != student.key(tok, "tf", "c")
+    assert len({student.key(C.override(tok, "distill.token_quant", q), "tf", "c") for q in ("int8", "weights", "body")}) == 3
     with pytest.raises(C.ConfigError, match="distill.token_quant"):
         C.override(tok, "distill.token_quant", "int4")
     with pytest.raises(C.ConfigError, match="distill.front"):
@@ -663,11 +694,14 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
     """A token student whose frames are centred on a running mean (the same in every window) reads
     a whole file in one graph: its tokens there are the NumPy reference's over the file's frames
     with the training window's box (the silence around the file not read), and its logits follow
-    the windowed student's. A student centred on each window's own mean is read with a box of the
-    window's length about each frame; one centred on the window's median has no such form."""
+    the windowed student's. The stage's file takes the frames centred outside the graph, once for
+    every member, and gives the same tokens; each ``distill.token_quant`` keeps the rows' labels. A
+    student centred on each window's own mean is read with a box of the window's length about each
+    frame; one centred on the window's median has no such form."""
     from vocalprint import config as C
     from vocalprint.student.export import int8_quant, write_tflite
-    from vocalprint.student.fcn import export_fcn, fcn_model, has_fcn, layout_for, window_positions, window_starts
+    from vocalprint.student.fcn import (centred_input, export_fcn, fcn_model, has_fcn, layout_for, window_positions,
+                                        window_starts)
     from vocalprint.student.token_front import token_front
 
     cfg = StudentConfig(**{**SMALL.__dict__, **TOKENS, "token_k_frame": 0, "token_groups": 4, "width": 16,
@@ -698,26 +732,46 @@ def test_a_token_student_centred_on_a_running_mean_has_a_whole_file_form(data: d
     louder[0, :lay.pad] = -40.0  # the silence before the file does not move its frames' centres
     inside = slice(lay.pad, lay.pad + lay.frames)
     np.testing.assert_allclose(np.asarray(tokens_of(louder))[0][inside], vec[inside], rtol=1e-6)
+    # the stage's form takes its input centred once for every member (centred_input): the same tokens
+    lay8 = replace(lay, centre_half=N_FRAMES // 2)
+    given = fcn_model(model, cfg, lay8)
+    assert given.get_layer("tokens").center == "given"
+    xc = centred_input(x, lay8)
+    vec_given = np.asarray(keras.Model(given.inputs[0], given.get_layer("tokens").output)(xc))[0]
+    np.testing.assert_allclose(vec_given, vec, rtol=1e-6)
     ref = predict_keras(model, wins[:12])["logits"]
     pos = window_positions(window_starts(12, (0.0,), conf), lay)[:, 0]
     fp = write_tflite(full, tmp_path / "fcn_fp32.tflite", outputs=("logits",))
-    assert export_fcn(model, tmp_path / "fcn8.tflite", conf, cfg, wins, silence=-100.0,
-                      rng=np.random.default_rng(0)) == lay
-    full8 = replace(cfg, token_quant="int8")  # distill.token_quant: full integer, calibrated
-    assert int8_quant(cfg) == "weights" and int8_quant(full8) == "int8" and int8_quant(SMALL) == "int8"
-    assert export_fcn(model, tmp_path / "fcn_full8.tflite", conf, full8, wins, silence=-100.0,
-                      rng=np.random.default_rng(0)) == lay
+    fp_given = write_tflite(given, tmp_path / "fcn_given_fp32.tflite", outputs=("logits",))
+    np.testing.assert_allclose(StudentRunner(fp_given, outputs=("logits",)).predict(xc)["logits"],
+                               StudentRunner(fp, outputs=("logits",)).predict(x)["logits"], rtol=1e-4, atol=1e-4)
+    # distill.token_quant: the front in float and the body full integer (the default), int8 weights,
+    # or full integer throughout
+    assert int8_quant(cfg) == "body" and int8_quant(SMALL) == "int8"
+    files = {}
+    for q in ("body", "weights", "int8"):
+        files[q] = tmp_path / f"fcn_{q}.tflite"
+        assert int8_quant(replace(cfg, token_quant=q)) == q
+        assert export_fcn(model, files[q], conf, replace(cfg, token_quant=q), wins, silence=-100.0,
+                          rng=np.random.default_rng(0)) == lay8
     # full int8 rounds the in-graph distances (0.85 here against above 0.9): still the rows' labels
-    g8 = StudentRunner(tmp_path / "fcn_full8.tflite", outputs=("logits",)).predict(x)["logits"][0]
+    g8 = StudentRunner(files["int8"], outputs=("logits",)).predict(xc)["logits"][0]
     assert np.isfinite(g8).all() and auc(g8[pos].ravel(), y[:12].ravel()) > 0.75
     assert auc(g8[pos[1:]].ravel(), y[:11].ravel()) < 0.75
-    for path in (fp, tmp_path / "fcn8.tflite"):  # float32, and int8 weights as the stage writes it
-        got = StudentRunner(path, outputs=("logits",)).predict(x)["logits"][0]
+    for path, inp in ((fp, x), (files["body"], xc), (files["weights"], xc)):
+        got = StudentRunner(path, outputs=("logits",)).predict(inp)["logits"][0]
         # near a window's edges the windowed student's running centre is cut, the whole file's is not
         # (0.88 here: these synthetic windows, each scaled to its own maximum, are not one recording)
         assert np.corrcoef(got[pos].ravel(), ref.ravel())[0, 1] > 0.8
         assert auc(got[pos].ravel(), y[:12].ravel()) > 0.9
         assert auc(got[pos[1:]].ravel(), y[:11].ravel()) < 0.75  # read one row off
+    # the body's file: the front's search and lookups in float, the convolutions in int8
+    from vocalprint.teacher.runtime import interpreter
+
+    it = interpreter(files["body"])
+    dtypes = {(op["op_name"], it.get_tensor_details()[op["outputs"][0]]["dtype"]) for op in it._get_ops_details()}
+    assert ("ARG_MAX", np.int32) in dtypes and ("GATHER", np.float32) in dtypes and ("CUMSUM", np.float32) not in dtypes
+    assert ("CONV_2D", np.int8) in dtypes and ("CONV_2D", np.float32) not in dtypes
     # the same weights centred on the window's mean: over the file, a box of the window's length
     mean = replace(cfg, token_center="mean", token_running=0.2)
     other = build_student(n_frames=N_FRAMES, n_mels=N_MELS, n_classes=N_CLASSES, teacher_emb_dim=TEACHER_DIM,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from .errors import ConfigError, check_choice
 
 TOKEN_CENTERS = ("median", "mean", "running")  # distill.token_center (student.token_front)
-TOKEN_QUANTS = ("weights", "int8")  # distill.token_quant (student.export.int8_quant)
+TOKEN_QUANTS = ("weights", "int8", "body")  # distill.token_quant (student.export.int8_quant)
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,10 @@ class StudentConfig:
     # docs/results.md); a "median" one has none
     token_center: str = "mean"
     token_running: float = 0.5  # the running centre's frames either side, as a share of the window's frames
-    # the int8 files of a token student: "weights" (int8 weights, float activations) or "int8"
-    # (full integer, calibrated on training windows, as the Mel student's; the in-graph
-    # nearest-centroid search then runs on int8 distances)
-    token_quant: str = "weights"
+    # the int8 files of a token student: "body" (the token front in float, every layer after it
+    # full integer, calibrated on training windows), "weights" (int8 weights, float activations)
+    # or "int8" (full integer throughout: the in-graph nearest-centroid search on int8 distances)
+    token_quant: str = "body"
     # residual quantisation: stage s + 1 of every codebook (K centroids again) quantises what
     # stage s left of the frame's features; a codebook's token vector is the sum of its stages'
     # learned vectors. S stages of K give K^S cells for S x K distances per frame (one codebook of

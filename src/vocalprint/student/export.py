@@ -5,8 +5,10 @@ float32, full int8, or int8 weights. TensorFlow/Keras are imported inside functi
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ from vocalprint.config.student import StudentConfig
 from vocalprint.student.net import INFER_OUTPUTS, INPUT_NAME
 
 log = logging.getLogger(__name__)
+
+QUANTS = ("none", "int8", "weights", "body")
+FRONT_LAYER = "tokens"
+"""The token front's layer name (:func:`vocalprint.student.net.build_student`): what ``"body"``
+keeps in float32."""
 
 
 def export_tflite(
@@ -35,10 +42,13 @@ def export_tflite(
                   (a few hundred is plenty). I/O stays float32 (quantise/dequantise ops inside the
                   model) unless ``int8_io``; :class:`~vocalprint.student.runtime.StudentRunner`
                   handles both.
-      ``"weights"`` int8 weights, float32 activations (dynamic range). The token front's
-                  default (``distill.token_quant``): in full int8 a whole-frame shape codebook's
-                  per-frame standardisation divides by a quantised zero on flat (padded) frames
-                  (LiteRT's DIV raised), and int8 distances round the nearest-centroid search.
+      ``"weights"`` int8 weights, float32 activations (dynamic range). In full int8 a
+                  whole-frame shape codebook's per-frame standardisation divides by a quantised
+                  zero on flat (padded) frames (LiteRT's DIV raised), and int8 distances round the
+                  nearest-centroid search.
+      ``"body"``  a token student's front (the layer named :data:`FRONT_LAYER`) in float32,
+                  every layer after it full int8 (calibrated on ``representative`` as ``"int8"``):
+                  the nearest-centroid search stays exact and the CNN body runs in integers.
     The file is written to a temporary name and moved into place. Returns ``path``.
     """
     import keras
@@ -58,10 +68,10 @@ def write_tflite(infer: Any, path: Path, *, outputs: tuple[str, ...], quant: str
     import keras
     import tensorflow as tf
 
-    if quant not in ("none", "int8", "weights"):
-        raise ValueError(f"quant {quant!r}: use 'none', 'int8' or 'weights'")
-    if quant == "int8" and (representative is None or len(representative) == 0):
-        raise ValueError("int8 export needs representative windows")
+    if quant not in QUANTS:
+        raise ValueError(f"quant {quant!r}: use one of {', '.join(map(repr, QUANTS))}")
+    if quant in ("int8", "body") and (representative is None or len(representative) == 0):
+        raise ValueError(f"{quant} export needs representative windows")
     path = Path(path)
     _, n_frames, n_mels = infer.inputs[0].shape
 
@@ -80,8 +90,13 @@ def write_tflite(infer: Any, path: Path, *, outputs: tuple[str, ...], quant: str
         archive.add_endpoint("serve", serve, input_signature=[
             tf.TensorSpec([None, n_frames, n_mels], tf.float32, name=INPUT_NAME)])
         archive.write_out(sm_dir, verbose=False)
-        conv = tf.lite.TFLiteConverter.from_saved_model(sm_dir, signature_keys=["serve"])
-        blob = _convert(conv, quant, representative, int8_io)
+        def converter():  # type: ignore[no-untyped-def]
+            return tf.lite.TFLiteConverter.from_saved_model(sm_dir, signature_keys=["serve"])
+
+        if quant == "body":
+            blob = _convert_body(converter, representative)
+        else:
+            blob = _convert(converter(), quant, representative, int8_io)
     finally:
         shutil.rmtree(sm_dir, ignore_errors=True)
     from vocalprint.core.artifacts import atomic_path
@@ -94,8 +109,44 @@ def write_tflite(infer: Any, path: Path, *, outputs: tuple[str, ...], quant: str
 
 def int8_quant(cfg: StudentConfig) -> str:
     """The ``quant`` of a student's int8 file: full int8 for the Mel student, for the token front
-    ``distill.token_quant`` (int8 weights only by default; see :func:`export_tflite`)."""
+    ``distill.token_quant`` (see :func:`export_tflite`)."""
     return "int8" if cfg.front == "mel" else cfg.token_quant
+
+
+def _rep_data(representative: np.ndarray) -> Any:
+    rep = np.asarray(representative, np.float32)
+
+    def rep_data():  # type: ignore[no-untyped-def]
+        for i in range(len(rep)):
+            yield [rep[i:i + 1]]
+
+    return rep_data
+
+
+def _convert_body(converter: Any, representative: np.ndarray) -> bytes:
+    """Full int8 but for the token front: the converter's selective quantisation (TensorFlow's
+    ``QuantizationDebugger``) with every tensor the front layer computes left in float32. The
+    front's tensor names are read off a float conversion of the same graph."""
+    import tensorflow as tf
+
+    from vocalprint.teacher.runtime import interpreter
+
+    names = [d["name"] for d in interpreter("float graph", content=_convert(converter(), "none", None, False)
+                                            ).get_tensor_details()]
+    front = re.compile(rf"(^|/){FRONT_LAYER}(_\d+)?/")
+    nodes = [n for n in names if any(front.search(part) for part in n.split(";"))]
+    if not nodes:
+        raise ValueError(f"quant 'body' needs a token front (a layer named {FRONT_LAYER!r})")
+    conv = converter()
+    rep_data = _rep_data(representative)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep_data
+    with warnings.catch_warnings():  # the debugger calibrates with tf.lite.Interpreter (deprecated)
+        warnings.simplefilter("ignore", UserWarning)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=rep_data,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes))
+        return bytes(debugger.get_nondebug_quantized_model())
 
 
 def _convert(conv: Any, quant: str, representative: np.ndarray | None, int8_io: bool) -> bytes:
@@ -105,14 +156,8 @@ def _convert(conv: Any, quant: str, representative: np.ndarray | None, int8_io: 
     if quant == "weights":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "int8":
-        rep = np.asarray(representative, np.float32)
-
-        def rep_data():  # type: ignore[no-untyped-def]
-            for i in range(len(rep)):
-                yield [rep[i:i + 1]]
-
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = rep_data
+        conv.representative_dataset = _rep_data(representative)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             conv.inference_input_type = tf.int8

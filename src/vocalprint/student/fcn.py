@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vocalprint.config import Config, frames_per_window
+from vocalprint.student.token_front import GIVEN
 
 FCN_FILE = "student_fcn_int8.tflite"
 
@@ -40,13 +41,16 @@ class FcnLayout:
     silence before the file; one output position per ``step`` frames; a training window spans
     ``width`` positions. Logit row ``p`` is the window over positions ``p .. p + width - 1``.
     ``frames``: the file's frames after the silence (a token front's running centre is cut to
-    them; 0 when not known: all ``length``)."""
+    them; 0 when not known: all ``length``). ``centre_half``: 0 when the graph centres its input
+    itself; otherwise the graph takes :func:`centred_input`, the input minus its running mean over
+    ``centre_half`` frames either side (a token front's centre, computed once for all members)."""
 
     length: int
     pad: int
     step: int
     width: int
     frames: int = 0
+    centre_half: int = 0
 
     @property
     def positions(self) -> int:
@@ -57,12 +61,36 @@ class FcnLayout:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FcnLayout":
-        return cls(**{k: int(d[k]) for k in ("length", "pad", "step", "width")}, frames=int(d.get("frames", 0)))
+        return cls(**{k: int(d[k]) for k in ("length", "pad", "step", "width")}, frames=int(d.get("frames", 0)),
+                   centre_half=int(d.get("centre_half", 0)))
 
     @property
     def span(self) -> tuple[int, int]:
         """The file's frames in the graph's input: ``[pad, pad + frames)``."""
         return self.pad, (self.pad + self.frames if self.frames else self.length)
+
+
+def centred_input(x: np.ndarray, layout: FcnLayout, *, inplace: bool = False) -> np.ndarray:
+    """The whole-file graph's input from frames ``x`` ``[b, length, n_mels]`` laid out as ``layout``
+    says: ``x`` itself, or, with ``layout.centre_half``, ``x`` minus each frame's running mean over
+    the ``centre_half`` frames either side cut to the file's frames (what the token front would
+    subtract in-graph; equal to ``x - running_mean(x, ...)`` of
+    :func:`vocalprint.student.token_front.running_mean`). ``inplace``: overwrite ``x`` (float32)
+    instead of a copy, which spares two of the four frame-sized arrays."""
+    if not layout.centre_half:
+        return x
+    from vocalprint.student.token_front import cumulative_frames, running_bounds
+
+    x = np.asarray(x, np.float32) if inplace else np.array(x, np.float32)
+    a, b = layout.span
+    lo, hi = running_bounds(x.shape[1], layout.centre_half, layout.span)
+    x -= x[:, a:b].mean(axis=1, keepdims=True)
+    c = cumulative_frames(x)
+    box = np.take(c, hi, axis=1)
+    box -= np.take(c, lo, axis=1, out=c[:, :len(lo)])  # take buffers an overlapping out; c is not read after
+    box *= (1.0 / (hi - lo)).astype(np.float32)[None, :, None]
+    x -= box
+    return x
 
 
 def row_offsets(cfg: Config) -> tuple[float, ...]:
@@ -125,8 +153,9 @@ def layout_for(model: Any, cfg: Config, file_s: float = 60.0) -> FcnLayout:
 
 def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
     """The Keras student ``model`` (trained on windows; ``cfg`` its ``StudentConfig``) rebuilt for
-    ``layout.length`` frames with the same weights: input ``mels`` ``[b, length, n_mels]``, output
-    ``logits`` ``[b, positions, C]``."""
+    ``layout.length`` frames with the same weights: input ``mels`` ``[b, length, n_mels]`` (a token
+    student's :func:`centred_input` when ``layout.centre_half``), output ``logits``
+    ``[b, positions, C]``."""
     import keras
     from keras import layers
 
@@ -140,9 +169,11 @@ def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
             raise ValueError("a token student centred on the window's median has no whole-file form: a "
                              "frame's tokens would differ between the windows that hold it")
         # the box it was trained with; for a window-mean student, the window's length about each frame
-        half = front.half if front.center == "running" else int(model.inputs[0].shape[1]) // 2
-        tokens = {"codebooks": front.books, "token_half": half, "token_span": layout.span}
-        cfg = replace(cfg, token_center="running")
+        half = token_half(model)
+        if layout.centre_half not in (0, half):
+            raise ValueError(f"layout centres over {layout.centre_half} frames either side, the student over {half}")
+        tokens = {"codebooks": front.books, "token_half": half, "token_span": layout.span,
+                  "token_center": GIVEN if layout.centre_half else "running"}
     full = build_student(
         n_frames=layout.length, n_mels=int(model.inputs[0].shape[2]),
         n_classes=int(model.get_layer("logits").units),
@@ -157,6 +188,13 @@ def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
         layers.MaxPooling1D(layout.width, strides=1, name="fcn_max")(x)])
     e = layers.ReLU(name="fcn_embedding")(full.get_layer("emb_dense")(h))
     return keras.Model(full.inputs[0], {"logits": full.get_layer("logits")(e)}, name="vocalprint_student_fcn")
+
+
+def token_half(model: Any) -> int:
+    """The frames either side of a token student's running centre over a whole file: the box it
+    was trained with, or for a window-mean student the window's length about each frame."""
+    front = model.get_layer("tokens")
+    return front.half if front.center == "running" else int(model.inputs[0].shape[1]) // 2
 
 
 def calibration_files(windows: np.ndarray, layout: FcnLayout, *, n: int, silence: float,
@@ -183,16 +221,21 @@ def has_fcn(student_cfg: Any) -> bool:
 def export_fcn(model: Any, path: Any, cfg: Config, student_cfg: Any, windows: np.ndarray, *,
                silence: float, rng: np.random.Generator, n_calib: int = 16) -> FcnLayout:
     """Write the whole-file form of ``model`` as TFLite (float I/O) in its int8 file's
-    quantisation (:func:`~vocalprint.student.export.int8_quant`: full integer, calibrated on
-    :func:`calibration_files` of its training ``windows``, or int8 weights for the token front);
-    returns its layout."""
+    quantisation (:func:`~vocalprint.student.export.int8_quant`, calibrated where it needs it on
+    :func:`calibration_files` of its training ``windows``); returns its layout. A token student's
+    graph takes its input centred (:func:`centred_input`): the running centre is computed once per
+    file for every member instead of in each member's graph."""
     from vocalprint.student.export import int8_quant, write_tflite
 
     if windows.shape[1] != frames_per_window(cfg):
         raise ValueError(f"windows of {windows.shape[1]} frames, the student's are {frames_per_window(cfg)}")
     layout = layout_for(model, cfg)
+    if "tokens" in {lay.name for lay in model.layers}:
+        layout = replace(layout, centre_half=token_half(model))
     quant = int8_quant(student_cfg)
-    rep = calibration_files(windows, layout, n=n_calib, silence=silence, rng=rng) if quant == "int8" else None
+    rep = None
+    if quant in ("int8", "body"):
+        rep = centred_input(calibration_files(windows, layout, n=n_calib, silence=silence, rng=rng), layout)
     write_tflite(fcn_model(model, student_cfg, layout), path, outputs=("logits",), quant=quant,
                  representative=rep)
     return layout

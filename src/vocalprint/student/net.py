@@ -42,6 +42,7 @@ def build_student(
     codebooks: Sequence[tuple[int, int, np.ndarray, bool]] | None = None,
     token_half: int | None = None,
     token_span: tuple[int, int] | None = None,
+    token_center: str | None = None,
 ) -> "keras.Model":
     """The student network: input ``mels`` ``[b, n_frames, n_mels]`` float32 (dB log-Mel).
 
@@ -49,7 +50,9 @@ def build_student(
     centroids [K, hi - lo], standardise)`` per codebook over Mel bands ``[lo, hi)`` (see
     :func:`token_front`; ``token_half``: the running centre's frames either side, by default
     :func:`running_half` of ``n_frames``, and ``token_span`` the frames its boxes are cut to, set
-    when the graph is a whole file); the body is then, by ``cfg.token_body``, the 2-D body below
+    when the graph is a whole file; ``token_center`` the front's centre when not ``cfg.token_center``:
+    ``"given"`` for an input already centred, :data:`~vocalprint.student.token_front.GIVEN`); the
+    body is then, by ``cfg.token_body``, the 2-D body below
     over the [time, band group] image of token vectors (:func:`token_image`), or a 1-D CNN over
     time of ``depth`` stages [conv, BatchNorm, ReLU, 2x max-pool].
 
@@ -82,7 +85,7 @@ def build_student(
     if cfg.front == "tokens":
         if not codebooks:
             raise ValueError("front='tokens' needs codebooks (fit_token_books)")
-        front = token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=cfg.token_center,
+        front = token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=token_center or cfg.token_center,
                                      half=running_half(cfg, n_frames) if token_half is None else token_half,
                                      span=token_span,
                                      name="tokens")

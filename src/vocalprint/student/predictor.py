@@ -13,7 +13,7 @@ from vocalprint.config import Config, frames_per_window
 from vocalprint.core.numeric import sigmoid
 from vocalprint.core.parallel import process_cached
 from vocalprint.core.timing import Clock
-from vocalprint.student.fcn import FcnLayout, fits, row_offsets, window_positions, window_starts
+from vocalprint.student.fcn import FcnLayout, centred_input, fits, row_offsets, window_positions, window_starts
 
 log = logging.getLogger(__name__)
 _WARNED: list[bool] = []  # a missing whole-file form is said once per process
@@ -111,7 +111,7 @@ class StudentPredictor:
             return None
         x = np.full((1, lay.length, frames.shape[1]), silence(self.cfg.mel), np.float32)
         x[0, lay.pad:lay.pad + len(frames)] = frames
-        return fcn.predict(x)["logits"][0][pos]
+        return fcn.predict(centred_input(x, lay, inplace=True))["logits"][0][pos]
 
 
 def student_windows(frames: np.ndarray, *, n: int, fpw: int, cfg: Config) -> np.ndarray:

@@ -45,6 +45,11 @@ def token_image(x: Any, books: list, dims: list, n_frames: int) -> Any:
     return g
 
 
+GIVEN = "given"
+"""A token front's centre when its input is already centred: a whole file's graph whose caller
+subtracts :func:`running_mean` once for every member (:mod:`vocalprint.student.fcn`)."""
+
+
 def check_center(center: str) -> None:
     if center not in TOKEN_CENTERS:
         raise ValueError(f"token_center {center!r}: use one of {', '.join(TOKEN_CENTERS)}")
@@ -68,16 +73,45 @@ def running_half(cfg: StudentConfig, n_frames: int) -> int:
     return int(round(cfg.token_running * n_frames))
 
 
+_BLOCK = 32
+_LOWER = np.tril(np.ones((_BLOCK, _BLOCK), np.float32))
+
+
+def cumulative_frames(v: np.ndarray) -> np.ndarray:
+    """``[b, T, M]`` -> ``[b, T + 1, M]`` float32: row ``i`` the sum of frames ``0 .. i - 1``. In
+    blocks of 32 frames, each summed by one matrix product with a lower-triangular matrix and the
+    blocks' totals accumulated after: 0.8 against 6.6 ms for ``np.cumsum`` over a minute's
+    4,032 x 128 frames on one thread (which steps along a strided axis), and closer to a float64
+    sum. One frame-sized array is allocated (two when ``T`` is not a multiple of 32 or ``b > 1``)."""
+    v = np.ascontiguousarray(v, np.float32)
+    b, t, m = v.shape
+    n = -(-t // _BLOCK) * _BLOCK
+    if n != t:
+        v = np.concatenate([v, np.zeros((b, n - t, m), np.float32)], axis=1)
+    out = np.empty((b, n + 1, m), np.float32)
+    out[:, 0] = 0.0
+    blocks = (b, n // _BLOCK, _BLOCK, m)
+    if b == 1:  # out[:, 1:] is contiguous: the product goes straight into it
+        w = out[:, 1:].reshape(blocks)
+        np.matmul(_LOWER, v.reshape(blocks), out=w)
+    else:
+        w = np.matmul(_LOWER, v.reshape(blocks))
+    w[:, 1:] += np.cumsum(w[:, :, -1], axis=1)[:, :-1, None]
+    if b != 1:
+        out[:, 1:] = w.reshape(b, n, m)
+    return out[:, :t + 1]
+
+
 def running_mean(x: np.ndarray, half: int, span: tuple[int, int] | None = None) -> np.ndarray:
     """Each frame's per-band mean over the frames within ``half`` of it (the box cut to ``span``,
     by default the edges of ``x`` ``[b, T, M]``: :func:`running_bounds`), from cumulative sums of
-    the bands minus their mean over the span, so a whole file's sums stay small. Frame ``T // 2``
-    of a window of ``T`` frames with ``half = T // 2`` gets the window's mean."""
+    the bands minus their mean over the span (:func:`cumulative_frames`), so a whole file's sums stay
+    small. Frame ``T // 2`` of a window of ``T`` frames with ``half = T // 2`` gets the window's mean."""
     x = np.asarray(x, np.float32)
     lo, hi = running_bounds(x.shape[1], half, span)
     a, b = (0, x.shape[1]) if span is None else span
     mu = x[:, a:b].mean(axis=1, keepdims=True)
-    c = np.concatenate([np.zeros_like(x[:, :1]), np.cumsum(x - mu, axis=1, dtype=np.float32)], axis=1)
+    c = cumulative_frames(x - mu)
     return mu + (c[:, hi] - c[:, lo]) / (hi - lo).astype(np.float32)[None, :, None]
 
 
@@ -190,7 +224,8 @@ def token_front_layer() -> Any:
             def __init__(self, codebooks: Sequence, dim: int, seed: int = 0, center: str = "median",
                          half: int | None = None, span: tuple[int, int] | None = None, **kw: Any) -> None:
                 super().__init__(**kw)
-                check_center(center)
+                if center != GIVEN:
+                    check_center(center)
                 self.center = center
                 # the running centre's frames either side: the input's T // 2 unless given (a whole file's
                 # graph keeps its training windows'); its boxes cut to the input's frames ``span`` (a whole
@@ -226,6 +261,8 @@ def token_front_layer() -> Any:
                     lo, hi = running_bounds(t, t // 2 if self.half is None else self.half, self.span)
                     box = tf.gather(c, hi, axis=1) - tf.gather(c, lo, axis=1)
                     xc = x0 - box * ops.convert_to_tensor((1.0 / (hi - lo)).astype(np.float32)[None, :, None])
+                elif self.center == GIVEN:
+                    xc = x
                 else:
                     xc = x - ops.mean(x, axis=1)[:, None, :]
                 out = []
