@@ -145,15 +145,17 @@ class _Data:
 # linear heads' since ``train.linear.solver`` (Newton-Cholesky for narrow features); the students'
 # since ``distill.window_budget`` at 1,000,000 (with the budget off they are the former ones: below)
 # and since ``distill.max_soundscape_windows`` at 40,000 (with the cap off: the keys before it);
-# ``tokens-nb``'s since ``nb.k`` at 512 (at 1,024: the keys before it).
+# ``tokens-nb``'s since ``nb.k`` at 512 (at 1,024: the keys before it); ``tokens-cnn``'s since
+# ``distill.token_quant`` at ``body`` (at ``weights``: the key before it).
 PINNED = {
     "mel": "c4c1b36edd32", "tokens": "e362c1d1e999", "w2v": "e39096ca409f", "features": "0ff755477e92",
     "train-stsg-linear": "58419dd284fc", "train-melstats-lgbm": "8bd8cdffaa9e",
     "train-birdnet-probe": "f4ed67286ac6", "nb": "557a961aac08", "nb-taught": "b8a575ac76a2",
     "teacher-model": "02276077a387", "teacher-cache": "59f30f4c38c1", "tfeatures": "1f089487cce3",
     "tmixes": "cba5bf60c418", "student-0": "5cc932ee236c", "student-1": "87fe08ce1485",
-    "tokens-cnn-0": "c10b9b14c7cd",
+    "tokens-cnn-0": "65224484c042",
 }
+TOKENS_BEFORE_BODY = {"tokens-cnn-0": "c10b9b14c7cd"}
 STUDENTS_BEFORE_SOUNDSCAPE_CAP = {"student-0": "a6bde4f3f8f2", "student-1": "a8597e16efc9",
                                   "tokens-cnn-0": "29cfc4111ccf"}
 STUDENTS_BEFORE_BUDGET = {"student-0": "5e477d7fbf19", "student-1": "0ccaa1105ade", "tokens-cnn-0": "8fe279042273"}
@@ -187,10 +189,12 @@ def current_keys(*overrides: str) -> dict[str, str]:
 
 def test_cache_keys_are_unchanged():
     assert current_keys() == PINNED
-    uncapped = current_keys("distill.max_soundscape_windows=0")
+    uncapped = current_keys("distill.max_soundscape_windows=0", "distill.token_quant=weights")
     assert {k: uncapped[k] for k in STUDENTS_BEFORE_SOUNDSCAPE_CAP} == STUDENTS_BEFORE_SOUNDSCAPE_CAP
-    off = current_keys("distill.window_budget=0", "distill.max_soundscape_windows=0")
+    off = current_keys("distill.window_budget=0", "distill.max_soundscape_windows=0", "distill.token_quant=weights")
     assert {k: off[k] for k in STUDENTS_BEFORE_BUDGET} == STUDENTS_BEFORE_BUDGET
+    weights = current_keys("distill.token_quant=weights")
+    assert {k: weights[k] for k in TOKENS_BEFORE_BODY} == TOKENS_BEFORE_BODY
     k1024 = current_keys("nb.k=1024")
     assert {k: k1024[k] for k in NB_BEFORE_K512} == NB_BEFORE_K512
 
