@@ -1,10 +1,11 @@
 """What the token front costs in TFLite. One untrained student per variant (weights do not
-change the cost), exported as the student stage exports it (int8 weights for the token front, full
-int8 for the Mel student), run with one thread on 25 windows of 312 x 128 random dB frames (about one
-audio minute with ± 2.5 s shifts: 2n + 1 windows for n = 12 rows), or, for the rows marked "whole
-minute", the student's whole-file graph (:mod:`vocalprint.student.fcn`) once over a minute, which
-reads the same windows off one pass. Prints seconds per audio minute, the mean of five runs after
-one untimed run.
+change the cost), exported as the student stage exports it (``distill.token_quant``, by default
+the token front in float and the body in int8; full int8 for the Mel student; a whole-minute
+token graph takes its frames centred outside it, not timed here), run with one thread on 25
+windows of 312 x 128 random dB frames (about one audio minute with ± 2.5 s shifts: 2n + 1 windows
+for n = 12 rows), or, for the rows marked "whole minute", the student's whole-file graph
+(:mod:`vocalprint.student.fcn`) once over a minute, which reads the same windows off one pass.
+Prints seconds per audio minute, the mean of five runs after one untimed run.
 
     PYTHONPATH=src .venv/bin/python notebooks/research/token_front_cost.py [name part]
 """
@@ -28,6 +29,9 @@ VARIANTS = {
     "tokens-cnn, running centre": {"token_center": "running"},
     "tokens-cnn, running centre, whole minute": {"token_center": "running", "whole": True},
     "Mel student, whole minute": {"front": "mel", "whole": True},
+    "tokens-cnn defaults, whole minute": {"whole": True},
+    "tokens-cnn defaults, int8 weights (token_quant=weights)": {"token_quant": "weights"},
+    "tokens-cnn defaults, int8 weights, whole minute": {"token_quant": "weights", "whole": True},
 }
 
 
