@@ -61,7 +61,7 @@ def rebuild(stage: Path, n_frames: int, n_mels: int) -> tuple:
     """The Keras student of the stage folder ``stage`` (a token student) from its float file."""
     from vocalprint.config.student import StudentConfig
     from vocalprint.core import artifacts as A
-    from vocalprint.student.net import build_student
+    from vocalprint.student.net import FRONT_LAYER, build_student
     from vocalprint.student.token_front import token_books_spec
 
     man = A.manifest(stage)
@@ -73,13 +73,13 @@ def rebuild(stage: Path, n_frames: int, n_mels: int) -> tuple:
     spec = token_books_spec(n_mels, cfg)
     books = []
     for i, (lo, hi, _, st) in enumerate(spec):
-        c = _find(w, L.format("tokens") + rf"Tensordot{'_' + str(i) if i else ''}/MatMul$", 2)
+        c = _find(w, L.format(FRONT_LAYER) + rf"Tensordot{'_' + str(i) if i else ''}/MatMul$", 2)
         books.append((lo, hi, np.asarray(c, np.float32), st))
     n_classes = len(man["species"])
     model = build_student(n_frames=n_frames, n_mels=n_mels, n_classes=n_classes, teacher_emb_dim=1,
                           n_meta=0, cfg=cfg, codebooks=books)
-    front = model.get_layer("tokens")
-    front.set_weights([_find(w, L.format("tokens") + rf"GatherV2{'_' + str(i) if i else ''}/ReadVariableOp$", 2)
+    front = model.get_layer(FRONT_LAYER)
+    front.set_weights([_find(w, L.format(FRONT_LAYER) + rf"GatherV2{'_' + str(i) if i else ''}/ReadVariableOp$", 2)
                        for i in range(len(books))])
     for layer in model.layers:
         name = layer.name

@@ -15,14 +15,11 @@ from typing import Any
 import numpy as np
 
 from vocalprint.config.student import StudentConfig
-from vocalprint.student.net import INFER_OUTPUTS, INPUT_NAME
+from vocalprint.student.net import FRONT_LAYER, INFER_OUTPUTS, INPUT_NAME
 
 log = logging.getLogger(__name__)
 
 QUANTS = ("none", "int8", "weights", "body")
-FRONT_LAYER = "tokens"
-"""The token front's layer name (:func:`vocalprint.student.net.build_student`): what ``"body"``
-keeps in float32."""
 
 
 def export_tflite(

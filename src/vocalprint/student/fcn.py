@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from vocalprint.config import Config, frames_per_window
-from vocalprint.student.token_front import GIVEN
+from vocalprint.student.net import FRONT_LAYER
+from vocalprint.student.token_front import GIVEN, running_centred
 
 FCN_FILE = "student_fcn_int8.tflite"
 
@@ -74,23 +75,11 @@ def centred_input(x: np.ndarray, layout: FcnLayout, *, inplace: bool = False) ->
     """The whole-file graph's input from frames ``x`` ``[b, length, n_mels]`` laid out as ``layout``
     says: ``x`` itself, or, with ``layout.centre_half``, ``x`` minus each frame's running mean over
     the ``centre_half`` frames either side cut to the file's frames (what the token front would
-    subtract in-graph; equal to ``x - running_mean(x, ...)`` of
-    :func:`vocalprint.student.token_front.running_mean`). ``inplace``: overwrite ``x`` (float32)
-    instead of a copy, which spares two of the four frame-sized arrays."""
+    subtract in-graph: :func:`~vocalprint.student.token_front.running_centred`, overwriting ``x``
+    when ``inplace``)."""
     if not layout.centre_half:
         return x
-    from vocalprint.student.token_front import cumulative_frames, running_bounds
-
-    x = np.asarray(x, np.float32) if inplace else np.array(x, np.float32)
-    a, b = layout.span
-    lo, hi = running_bounds(x.shape[1], layout.centre_half, layout.span)
-    x -= x[:, a:b].mean(axis=1, keepdims=True)
-    c = cumulative_frames(x)
-    box = np.take(c, hi, axis=1)
-    box -= np.take(c, lo, axis=1, out=c[:, :len(lo)])  # take buffers an overlapping out; c is not read after
-    box *= (1.0 / (hi - lo)).astype(np.float32)[None, :, None]
-    x -= box
-    return x
+    return running_centred(x, layout.centre_half, layout.span, inplace=inplace)
 
 
 def row_offsets(cfg: Config) -> tuple[float, ...]:
@@ -163,8 +152,8 @@ def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
 
     names = {lay.name for lay in model.layers}
     tokens = {}
-    if "tokens" in names:  # a token student: the same codebooks, centred on a running mean over the file
-        front = model.get_layer("tokens")
+    if FRONT_LAYER in names:  # a token student: the same codebooks, centred on a running mean over the file
+        front = model.get_layer(FRONT_LAYER)
         if front.center == "median":
             raise ValueError("a token student centred on the window's median has no whole-file form: a "
                              "frame's tokens would differ between the windows that hold it")
@@ -193,7 +182,7 @@ def fcn_model(model: Any, cfg: Any, layout: FcnLayout) -> Any:
 def token_half(model: Any) -> int:
     """The frames either side of a token student's running centre over a whole file: the box it
     was trained with, or for a window-mean student the window's length about each frame."""
-    front = model.get_layer("tokens")
+    front = model.get_layer(FRONT_LAYER)
     return front.half if front.center == "running" else int(model.inputs[0].shape[1]) // 2
 
 
@@ -230,7 +219,7 @@ def export_fcn(model: Any, path: Any, cfg: Config, student_cfg: Any, windows: np
     if windows.shape[1] != frames_per_window(cfg):
         raise ValueError(f"windows of {windows.shape[1]} frames, the student's are {frames_per_window(cfg)}")
     layout = layout_for(model, cfg)
-    if "tokens" in {lay.name for lay in model.layers}:
+    if FRONT_LAYER in {lay.name for lay in model.layers}:
         layout = replace(layout, centre_half=token_half(model))
     quant = int8_quant(student_cfg)
     rep = None

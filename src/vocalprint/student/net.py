@@ -29,6 +29,7 @@ BIRDNET_PARAMS = 12_900_000
 
 INPUT_NAME = "mels"
 INFER_OUTPUTS = ("logits", "embedding")
+FRONT_LAYER = "tokens"  # the token front's layer (kept in float by the "body" export)
 
 
 def build_student(
@@ -88,7 +89,7 @@ def build_student(
         front = token_front_layer()(codebooks, cfg.token_dim, seed=next(seeds), center=token_center or cfg.token_center,
                                      half=running_half(cfg, n_frames) if token_half is None else token_half,
                                      span=token_span,
-                                     name="tokens")
+                                     name=FRONT_LAYER)
         x = front(inp)
         if cfg.token_body == "1d":
             for i in range(cfg.depth):

@@ -47,7 +47,7 @@ def token_image(x: Any, books: list, dims: list, n_frames: int) -> Any:
 
 GIVEN = "given"
 """A token front's centre when its input is already centred: a whole file's graph whose caller
-subtracts :func:`running_mean` once for every member (:mod:`vocalprint.student.fcn`)."""
+subtracts the running mean once for every member (:mod:`vocalprint.student.fcn`)."""
 
 
 def check_center(center: str) -> None:
@@ -102,17 +102,40 @@ def cumulative_frames(v: np.ndarray) -> np.ndarray:
     return out[:, :t + 1]
 
 
+def _running_box(x: np.ndarray, half: int, span: tuple[int, int] | None, inplace: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x0, mu, box)``: ``x`` minus its per-band mean ``mu`` over the span (``x`` itself,
+    overwritten, when ``inplace``), and each frame's mean of ``x0`` over its box
+    (:func:`running_bounds`), from :func:`cumulative_frames` of ``x0`` (small sums over a file)."""
+    x = np.asarray(x, np.float32) if inplace else np.array(x, np.float32)
+    lo, hi = running_bounds(x.shape[1], half, span)
+    a, b = (0, x.shape[1]) if span is None else span
+    mu = x[:, a:b].mean(axis=1, keepdims=True)
+    x -= mu
+    c = cumulative_frames(x)
+    box = np.take(c, hi, axis=1)
+    box -= np.take(c, lo, axis=1, out=c[:, :len(lo)])  # take buffers an overlapping out; c is not read after
+    box *= (1.0 / (hi - lo)).astype(np.float32)[None, :, None]
+    return x, mu, box
+
+
 def running_mean(x: np.ndarray, half: int, span: tuple[int, int] | None = None) -> np.ndarray:
     """Each frame's per-band mean over the frames within ``half`` of it (the box cut to ``span``,
     by default the edges of ``x`` ``[b, T, M]``: :func:`running_bounds`), from cumulative sums of
     the bands minus their mean over the span (:func:`cumulative_frames`), so a whole file's sums stay
     small. Frame ``T // 2`` of a window of ``T`` frames with ``half = T // 2`` gets the window's mean."""
-    x = np.asarray(x, np.float32)
-    lo, hi = running_bounds(x.shape[1], half, span)
-    a, b = (0, x.shape[1]) if span is None else span
-    mu = x[:, a:b].mean(axis=1, keepdims=True)
-    c = cumulative_frames(x - mu)
-    return mu + (c[:, hi] - c[:, lo]) / (hi - lo).astype(np.float32)[None, :, None]
+    _, mu, box = _running_box(x, half, span, inplace=False)
+    return mu + box
+
+
+def running_centred(x: np.ndarray, half: int, span: tuple[int, int] | None = None, *,
+                    inplace: bool = False) -> np.ndarray:
+    """``x`` minus its :func:`running_mean` (the token front's running centre), computed as the
+    in-graph front computes it; ``inplace`` overwrites ``x`` (float32) and spares two frame-sized
+    arrays (a whole file's input, once per file for every member: :func:`vocalprint.student.fcn.centred_input`)."""
+    x0, _, box = _running_box(x, half, span, inplace)
+    x0 -= box
+    return x0
 
 
 def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: str = "median",
@@ -126,7 +149,7 @@ def token_features(x: np.ndarray, lo: int, hi: int, standardise: bool, center: s
     v = np.asarray(x, np.float32)[:, :, lo:hi]
     check_center(center)
     if center == "running":
-        v = v - running_mean(v, v.shape[1] // 2 if half is None else half, span)
+        v = running_centred(v, v.shape[1] // 2 if half is None else half, span)
     else:
         v = v - (np.median(v, axis=1, keepdims=True) if center == "median" else v.mean(axis=1, keepdims=True))
     if standardise:
