@@ -155,11 +155,11 @@ def _stage(args, cfg, ds, root: Path, model: str) -> int:
         from vocalprint.tools import bench
 
         items = models.variant_items(args.models) if args.models else list(models.BENCH_DEFAULT)
-        preds = []
-        for item, (name, vcfg) in zip(items, [models.variant(cfg, i) for i in items]):  # all checked first
+        preds, variants = [], [models.variant(cfg, i) for i in items]  # all checked first
+        for item, (name, vcfg) in zip(items, variants):
             preds.append(models.predictor(vcfg, ds, root, name))
             preds[-1].name = item  # a variant's row keeps its settings in its name
-        bench.run(cfg, ds, preds, root)
+        bench.run(cfg, ds, preds, root, configs=[vcfg for _, vcfg in variants])
     elif args.stage == "submit":
         from vocalprint.serving import submit
 

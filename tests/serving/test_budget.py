@@ -79,6 +79,31 @@ def test_stops_before_deadline_and_fills_with_prior(demo_dir, tmp_path):
     np.testing.assert_allclose(rows.iloc[0, 1:].to_numpy(float), prior, rtol=1e-4)
 
 
+def test_chunks_grow_to_the_target_once_the_rate_is_known():
+    files = [(f"f{i}", 12) for i in range(100)]  # one-minute files: 60 audio seconds each
+    chunk, rest = submit.next_chunk(files, 2, None, 2.0, 5.0)
+    assert chunk == files[:2] and rest == files[2:]  # before a rate: one file per worker
+    chunk, rest = submit.next_chunk(files, 2, 0.001, 2.0, 5.0)  # 0.06 s per file: 33 fit in 2 s
+    assert len(chunk) == 33 and chunk + rest == files
+    chunk, _ = submit.next_chunk(files, 2, 1.0, 2.0, 5.0)  # a minute per file: two per worker at least
+    assert len(chunk) == 4
+    assert len(submit.next_chunk(files, 3, 0.001, 0.0, 5.0)[0]) == 6  # chunk_s = 0: two per worker
+    assert submit.next_chunk(files[:3], 2, 0.001, 2.0, 5.0) == (files[:3], [])
+
+
+def test_the_last_chunk_is_cut_to_what_fits(demo_dir, tmp_path):
+    """60 s for files costing 25 s each: after the first file a chunk of two would end past the
+    deadline, so it runs one file more and stops before the third."""
+    from vocalprint.data import dataset
+
+    ds = dataset.load(demo_dir)
+    clk = Clock()
+    cfg = _cfg(budget_min=1.0)
+    slow = FakeModel("slow", ds.species, cfg, clk, cost=25.0, value=0.9)
+    rep = submit.run(cfg, ds, [slow], tmp_path / "s.csv", clock=clk)
+    assert rep["predicted_files"] == 2 and clk.t == 50.0 and rep["stopped"]
+
+
 def test_a_budget_no_model_fits_still_predicts_with_the_last_resort(demo_dir, tmp_path):
     """Chain [too slow, loudness]: every file gets real scores (the fastest real model, one decode and
     Mel per file), none the prior, and the windows rank better than chance."""

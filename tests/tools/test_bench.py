@@ -32,3 +32,16 @@ def test_warm_workers_runs_the_model_in_a_fresh_pool(trained, small_cfg):
     pids = bench.warm_workers(pred, 2)  # the predictor pickles and runs in the worker processes
     assert pids and os.getpid() not in pids and len(pids) <= 2
     assert bench.warm_workers(pred, 1) == [os.getpid()]  # one worker is this process
+
+
+def test_a_variant_row_runs_with_its_own_submit_settings(trained, small_cfg, tmp_path):
+    """``loudness@submit.file_max=1``: every window of a file gets the file's maximum."""
+    import pandas as pd
+
+    root, ds = trained[0], trained[1]
+    name, vcfg = models.variant(small_cfg, "loudness@submit.file_max=1")
+    pred = models.predictor(vcfg, ds, root, name)
+    bench.run(small_cfg, ds, [pred], tmp_path, configs=[vcfg])
+    df = pd.read_csv(tmp_path / "bench" / "loudness_j1.csv")
+    per_file = df.groupby(df["row_id"].str.rsplit("_", n=1).str[0]).nunique()
+    assert (per_file.drop(columns="row_id") == 1).all().all()

@@ -183,9 +183,15 @@ class SubmitConfig:
     # other weights for the species the teacher cannot name (default: the same as weights)
     weights_unnamed: tuple[str, ...] = ()
     combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)
+    # wall seconds of work in each chunk of files handed to the workers once the rate is known (at
+    # least 2 files per worker, at most 2 % of the budget): the workers wait for each other at the end
+    # of every chunk, which costs a cheap model several per cent at 2 files per worker; 0 = 2 per worker
+    chunk_s: float = 2.0
 
     def __post_init__(self) -> None:
         check_choice("submit.combine", self.combine, COMBINES)
+        if self.chunk_s < 0:
+            raise ConfigError(f"submit.chunk_s must be >= 0, got {self.chunk_s}")
 
 
 @dataclass(frozen=True)

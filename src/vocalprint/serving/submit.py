@@ -24,6 +24,36 @@ from vocalprint.core.parallel import Shipped, progress_bar
 
 log = logging.getLogger(__name__)
 CHECKPOINT_S = 30.0
+CHUNK_SHARE = 0.02  # the longest a chunk of files may take, as a share of the budget
+
+
+def next_chunk(todo: list, workers: int, rate: float | None, target_s: float,
+               window_s: float) -> tuple[list, list]:
+    """Split ``todo`` (``(path, windows)`` pairs) into the next chunk for the workers and the rest.
+
+    Before a rate is measured (``rate`` None or 0) the chunk holds one file per worker, so the first
+    rate, and a switch to a cheaper model, come as early as possible. Then it holds at least two
+    files per worker, and more while its projected wall time (``rate`` wall seconds per audio second)
+    stays within ``target_s``: the workers wait for the slowest at the end of each chunk."""
+    if not rate:
+        return todo[:workers], todo[workers:]
+    size, wall = 0, 0.0
+    while size < len(todo):
+        wall += rate * todo[size][1] * window_s
+        if size >= 2 * workers and wall > target_s:
+            break
+        size += 1
+    return todo[:size], todo[size:]
+
+
+def _take(todo: list, workers: int, budget: Budget, cfg: Config, *, margin_s: float) -> tuple[list, list]:
+    """The next chunk (:func:`next_chunk`) cut to the files that fit in the budget, and the rest; an
+    empty chunk when not even the first file fits."""
+    target = min(cfg.submit.chunk_s, CHUNK_SHARE * budget.budget_s)
+    chunk, rest = next_chunk(todo, workers, budget.seconds_per_audio_s(), target, cfg.audio.window_s)
+    while chunk and not budget.can_afford(sum(n for _, n in chunk) * cfg.audio.window_s, margin_s=margin_s):
+        chunk, rest = chunk[:-1], chunk[-1:] + rest
+    return chunk, rest
 
 
 def _predict_file(pred, path: Path, n: int) -> tuple[np.ndarray | None, dict, str, float]:
@@ -61,8 +91,8 @@ def _insure(pred, files: list, run_chunk, workers: int, budget: Budget, preds: d
     t0, done, todo = budget.elapsed, 0, list(files)
     ship = Shipped(pred) if workers > 1 else pred
     while todo:
-        chunk, todo = todo[:2 * workers], todo[2 * workers:]
-        if not budget.can_afford(sum(n * cfg.audio.window_s for _, n in chunk), margin_s=margin_s):
+        chunk, todo = _take(todo, workers, budget, cfg, margin_s=margin_s)
+        if not chunk:
             break
         for (p, _), (probs, _, err, secs) in zip(chunk, run_chunk(_predict_file, [(ship, p, n) for p, n in chunk])):
             if probs is not None:
@@ -199,14 +229,11 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
             S.write(assemble(), out, row_ids_expected=ids, species=species)
             budget.reset_rate()
         while todo:
-            # the first chunk holds one file per worker: the first rate (and the decision to switch
-            # to a cheaper model) comes as early as possible
-            size = workers if not budget.seconds_per_audio_s() else 2 * workers
-            chunk, todo = todo[:size], todo[size:]
+            chunk, todo = _take(todo, workers, budget, cfg, margin_s=max(5.0, 3 * write_s))
             chunk_audio = sum(n * cfg.audio.window_s for _, n in chunk)
-            if not budget.can_afford(chunk_audio, margin_s=max(5.0, 3 * write_s)):
+            if not chunk:
                 stopped = (f"stopped at {budget.elapsed:.0f} s of {budget.budget_s:.0f} s: the next "
-                           f"{len(chunk) + len(todo)} files would not fit; they keep "
+                           f"{len(todo)} files would not fit; they keep "
                            + (f"{insurance.name}'s scores" if insurance is not None else "the prior"))
                 log.warning("submit: %s", stopped)
                 break

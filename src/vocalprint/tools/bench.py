@@ -103,17 +103,20 @@ def measure(cfg: Config, ds: Dataset, pred, out_dir: Path, *, n_jobs: int) -> di
     return rep
 
 
-def run(cfg: Config, ds: Dataset, predictors: list, root: Path) -> dict:
-    """Bench every predictor with 1 and 2 workers; write ``bench.json`` and ``bench.png``."""
+def run(cfg: Config, ds: Dataset, predictors: list, root: Path, *, configs: list[Config] | None = None) -> dict:
+    """Bench every predictor with 1 and 2 workers; write ``bench.json`` and ``bench.png``.
+
+    ``configs``: each predictor's own configuration (a variant ``model@section.field=value``), whose
+    ``submit`` settings the timed run uses; by default ``cfg`` for all."""
     out_dir = root / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     if predictors:  # untimed: one-off start-up (worker pool, numba compilation) would land on the first row
         for j in (1, 2):
             measure(cfg, ds, predictors[0], out_dir, n_jobs=j)
-    for pred in predictors:
-        r1 = measure(cfg, ds, pred, out_dir, n_jobs=1)
-        r2 = measure(cfg, ds, pred, out_dir, n_jobs=2)
+    for pred, pcfg in zip(predictors, configs or [cfg] * len(predictors)):
+        r1 = measure(pcfg, ds, pred, out_dir, n_jobs=1)
+        r2 = measure(pcfg, ds, pred, out_dir, n_jobs=2)
         mins = r1["audio_minutes"]
         cpu = r1["cpu_seconds_per_audio_minute"]
         wall1, wall2 = r1["elapsed_s"] / mins, r2["elapsed_s"] / mins
