@@ -114,7 +114,7 @@ def run(cfg: Config, ds: Dataset, predictors: list, root: Path, *, configs: list
     if predictors:  # untimed: one-off start-up (worker pool, numba compilation) would land on the first row
         for j in (1, 2):
             measure(cfg, ds, predictors[0], out_dir, n_jobs=j)
-    for pred, pcfg in zip(predictors, configs or [cfg] * len(predictors)):
+    for pred, pcfg in zip(predictors, configs or [cfg] * len(predictors), strict=True):
         r1 = measure(pcfg, ds, pred, out_dir, n_jobs=1)
         r2 = measure(pcfg, ds, pred, out_dir, n_jobs=2)
         mins = r1["audio_minutes"]
