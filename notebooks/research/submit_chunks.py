@@ -1,6 +1,6 @@
 """Wall time of the budgeted submit with chunks of two files per worker (``submit.chunk_s=0``)
-against chunks sized to ``submit.chunk_s`` seconds, runs interleaved, each after a fresh warmed
-pool (as ``make bench`` times them).
+against chunks sized to ``submit.chunk_s`` seconds, runs interleaved, each timed as ``make bench``
+times a row (:func:`vocalprint.tools.bench.measure`: a fresh warmed pool, no budget).
 
     PYTHONPATH=src python notebooks/research/submit_chunks.py --data $DEV --artifacts artifacts \
         --models tokens-cnn,tokens-nb,student --repeat 6 --workers 2
@@ -19,8 +19,7 @@ from pathlib import Path
 from vocalprint import models
 from vocalprint.config import load
 from vocalprint.data.dataset import load as load_dataset
-from vocalprint.serving import submit
-from vocalprint.tools.bench import warm_workers
+from vocalprint.tools.bench import measure
 
 
 def main() -> None:
@@ -44,10 +43,8 @@ def main() -> None:
             for n_jobs in (int(w) for w in a.workers.split(",")):
                 for _ in range(a.repeat):
                     for chunk_s in chunks:
-                        c = replace(vcfg, run=replace(vcfg.run, n_jobs=n_jobs, progress=False),
-                                    submit=replace(vcfg.submit, budget_min=1e6, chunk_s=chunk_s))
-                        warm_workers(pred, n_jobs)
-                        rep = submit.run(c, ds, [pred], Path(tmp) / "submission.csv")
+                        c = replace(vcfg, submit=replace(vcfg.submit, chunk_s=chunk_s))
+                        rep = measure(c, ds, pred, Path(tmp), n_jobs=n_jobs)
                         key = f"{item}, {n_jobs} workers, chunk_s={chunk_s:g}"
                         res.setdefault(key, []).append(round(rep["elapsed_s"] / rep["audio_minutes"], 4))
                 for chunk_s in chunks:

@@ -185,7 +185,7 @@ class SubmitConfig:
     combine: str = "mean"  # mean of probabilities | logit (mean of log-odds)
     # wall seconds of work in each chunk of files handed to the workers once the rate is known (at
     # least 2 files per worker, at most 2 % of the budget): the workers wait for each other at the end
-    # of every chunk (at 2 files per worker the student ran 4-5 % slower on 2 workers); 0 = 2 per worker
+    # of every chunk (at 2 files per worker the student ran 3.5-5 % slower on 2 workers); 0 = 2 per worker
     chunk_s: float = 2.0
 
     def __post_init__(self) -> None:

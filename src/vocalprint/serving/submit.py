@@ -230,13 +230,13 @@ def run(cfg: Config, ds: Dataset, predictors: list, out: Path, *, cores: int | N
             budget.reset_rate()
         while todo:
             chunk, todo = _take(todo, workers, budget, cfg, margin_s=max(5.0, 3 * write_s))
-            chunk_audio = sum(n * cfg.audio.window_s for _, n in chunk)
             if not chunk:
                 stopped = (f"stopped at {budget.elapsed:.0f} s of {budget.budget_s:.0f} s: the next "
                            f"{len(todo)} files would not fit; they keep "
                            + (f"{insurance.name}'s scores" if insurance is not None else "the prior"))
                 log.warning("submit: %s", stopped)
                 break
+            chunk_audio = sum(n * cfg.audio.window_s for _, n in chunk)
             pred = predictors[level]
             if workers > 1 and level not in shipped:  # pickled once, not once per file
                 shipped[level] = Shipped(pred)
